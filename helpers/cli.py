@@ -1,0 +1,95 @@
+"""Command line: `python -m helpers <command> ...`; each command calls the same functions as the notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import KitError
+
+
+def _synth(args) -> None:
+    from .synth import write_dataset
+
+    write_dataset(args.out, cases=args.cases, seed=args.seed, scale=args.scale)
+    print(f"wrote {args.cases} synthetic patients to {args.out}")
+
+
+def _inspect(args) -> None:
+    import pandas as pd
+
+    from .errors import write_text_atomic
+    from .inspection import flagged, inspect_dataset
+
+    table = inspect_dataset(args.data_dir, progress=True)
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
+        print(table.drop(columns=["flags"]).to_string(index=False))
+    bad = flagged(table)
+    print(f"\n{len(table)} rows, {len(bad)} flagged")
+    for _, row in bad.iterrows():
+        print(f"  FLAGGED {row['series']}: {row['flags']}")
+    if args.csv:
+        write_text_atomic(args.csv, table.to_csv(index=False))
+        print(f"table written to {args.csv}")
+
+
+def _run_notebooks(args) -> None:
+    from .runner import run_notebooks
+
+    only = args.only.split(",") if args.only else None
+    timings = run_notebooks(args.profile, only, args.data_dir, args.out)
+    total = sum(t for _, t in timings)
+    print(f"ran {len(timings)} notebooks in {total:.0f} s")
+
+
+def _links(args) -> None:
+    from .links import sync_links
+
+    changed = sync_links(check=args.check)
+    if args.check and changed:
+        raise KitError(f"out of date with pyproject.toml: {', '.join(changed)}; run `python -m helpers links`")
+    print("links up to date" if not changed else f"updated {', '.join(changed)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic dataset in SPIDER's layout")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--cases", type=int, default=10, help="number of patients (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="matrix size relative to SPIDER's (1.0 realistic; 0.25 small and fast)")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("inspect", help="table of every series, with flagged ones and why")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("run-notebooks", help="execute the numbered notebooks headless with papermill")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01,02")
+    p.add_argument("--data-dir", help="dataset folder (default: the synthetic one under data/)")
+    p.add_argument("--out", help="run folder (default: outputs/)")
+    p.set_defaults(func=_run_notebooks)
+
+    p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
+    p.add_argument("--check", action="store_true", help="only check, change nothing")
+    p.set_defaults(func=_links)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
+    return 0

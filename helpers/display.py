@@ -1,0 +1,101 @@
+"""Pictures of SPIDER series: canonical sagittal slices with structure overlays, a legend, a slider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import SimpleITK as sitk
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from .labels import FOREGROUND, STRUCTURE_COLOURS, to_structures
+from .spider import canonical_array, canonical_spacing
+
+OVERLAY_CMAP = ListedColormap(["none"] + [STRUCTURE_COLOURS[s] for s in FOREGROUND])
+
+
+def display_range(array: np.ndarray) -> tuple[float, float]:
+    """Grey-level window from the 1st and 99th percentiles: works for every intensity convention."""
+    lo, hi = np.percentile(array, [1, 99])
+    return float(lo), float(hi if hi > lo else lo + 1)
+
+
+def legend_handles() -> list[Patch]:
+    return [Patch(color=STRUCTURE_COLOURS[s], label=s) for s in FOREGROUND]
+
+
+def middle_slice(mask: np.ndarray | None, n: int) -> int:
+    """Index of the sagittal slice with the most canal in it (the mid-sagittal plane), else the centre."""
+    if mask is not None and mask.any():
+        canal = (mask == 3).sum(axis=(1, 2))
+        if canal.any():
+            return int(np.argmax(canal))
+    return n // 2
+
+
+class SeriesView:
+    """One series in canonical orientation, ready to draw (arrays are (slice, row, column))."""
+
+    def __init__(self, image: sitk.Image, mask: sitk.Image | None = None, title: str = ""):
+        self.image = canonical_array(image).astype(np.float32)
+        self.mask = to_structures(canonical_array(mask)) if mask is not None else None
+        self.spacing = canonical_spacing(image)  # (left-right, superior-inferior, anterior-posterior)
+        self.window = display_range(self.image)
+        self.title = title
+
+    @property
+    def n_slices(self) -> int:
+        return self.image.shape[0]
+
+    def draw(self, ax, index: int | None = None, overlay: bool = True, alpha: float = 0.45):
+        index = middle_slice(self.mask, self.n_slices) if index is None else index
+        _, sy, sx = self.spacing
+        h, w = self.image.shape[1:]
+        extent = (0, w * sx, h * sy, 0)  # millimetres, so anatomy keeps its true proportions
+        ax.imshow(self.image[index], cmap="gray", vmin=self.window[0], vmax=self.window[1],
+                  extent=extent, interpolation="nearest")
+        if overlay and self.mask is not None:
+            ax.imshow(np.ma.masked_equal(self.mask[index], 0), cmap=OVERLAY_CMAP, vmin=0, vmax=3,
+                      alpha=alpha, extent=extent, interpolation="nearest")
+        ax.set_title(f"{self.title} slice {index + 1}/{self.n_slices}".strip(), fontsize=9)
+        ax.set_xlabel("anterior  \u2190  mm  \u2192  posterior", fontsize=8)
+        ax.set_ylabel("inferior  \u2190  mm  \u2192  superior", fontsize=8)
+        ax.set_yticks([])
+        return ax
+
+
+def show_views(views: list[SeriesView], indices: list[int | None] | None = None, overlay: bool = True,
+               save: str | Path | None = None):
+    """Views side by side, image above and image with overlay below; saved as PNG when `save` is given."""
+    indices = indices or [None] * len(views)
+    rows = 2 if overlay else 1
+    fig, axes = plt.subplots(rows, len(views), figsize=(3.6 * len(views), 4.2 * rows), squeeze=False)
+    for j, (view, index) in enumerate(zip(views, indices)):
+        view.draw(axes[0, j], index, overlay=False)
+        if overlay:
+            view.draw(axes[1, j], index, overlay=True)
+    if overlay:
+        fig.legend(handles=legend_handles(), loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 if overlay else 0, 1, 1))
+    if save:
+        save = Path(save)
+        save.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=110)
+    return fig
+
+
+def slice_slider(view: SeriesView):
+    """An ipywidgets slider over the sagittal slices of one series (text only in headless runs)."""
+    import ipywidgets as widgets
+
+    def draw(index: int, overlay: bool):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        view.draw(ax, index, overlay)
+        ax.legend(handles=legend_handles(), loc="upper right", fontsize=7)
+        plt.show()
+
+    start = middle_slice(view.mask, view.n_slices)
+    return widgets.interactive(draw, index=widgets.IntSlider(start, 0, view.n_slices - 1, description="slice"),
+                               overlay=widgets.Checkbox(True, description="overlay"))

@@ -1,0 +1,84 @@
+"""SPIDER's label values, the structures they belong to, and their names: the one label table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+VERTEBRA_LABELS = range(1, 26)  # bottom-up: 1 is the most caudal fully visible vertebra
+CANAL_LABEL = 100
+PARTIAL_VERTEBRA_LABELS = range(101, 126)  # reserved by the challenge, absent from the release
+DISC_LABELS = range(201, 226)  # 200 + k lies directly below vertebra k
+
+BACKGROUND, VERTEBRA, DISC, CANAL = 0, 1, 2, 3
+STRUCTURES: tuple[str, ...] = ("background", "vertebra", "disc", "canal")
+STRUCTURE_COLOURS: dict[str, str] = {
+    "vertebra": "#e6b422",
+    "disc": "#2ca02c",
+    "canal": "#1f77b4",
+}
+FOREGROUND = STRUCTURES[1:]
+
+# SPIDER value -> structure index, as one lookup table covering every int16 label value we accept.
+_MAX_LABEL = 225
+_LUT = np.full(_MAX_LABEL + 1, -1, dtype=np.int16)
+_LUT[0] = BACKGROUND
+_LUT[list(VERTEBRA_LABELS)] = VERTEBRA
+_LUT[list(PARTIAL_VERTEBRA_LABELS)] = VERTEBRA
+_LUT[CANAL_LABEL] = CANAL
+_LUT[list(DISC_LABELS)] = DISC
+
+
+def is_known(value: int) -> bool:
+    """True when `value` is a SPIDER label value (0 included)."""
+    return 0 <= value <= _MAX_LABEL and _LUT[value] >= 0
+
+
+def unknown_labels(values) -> list[int]:
+    """The values in `values` that are not SPIDER labels, sorted."""
+    return sorted(int(v) for v in set(np.asarray(values).ravel().tolist()) if not is_known(int(v)))
+
+
+def structure_of(value: int) -> str:
+    """Structure name of one SPIDER label value."""
+    if not is_known(value):
+        raise ValueError(f"{value} is not a SPIDER label value")
+    return STRUCTURES[_LUT[value]]
+
+
+def to_structures(mask: np.ndarray) -> np.ndarray:
+    """Map an array of SPIDER labels to structure indices (0 background, 1 vertebra, 2 disc, 3 canal)."""
+    bad = unknown_labels(np.unique(mask))
+    if bad:
+        raise ValueError(f"unknown label values {bad}; SPIDER uses 0, 1-25, 100, 101-125, 201-225")
+    return _LUT[mask.astype(np.int64)].astype(np.uint8)
+
+
+def level_of(value: int) -> int:
+    """Bottom-up level of a vertebra or disc label (vertebra 3 -> 3, disc 203 -> 3); 0 for the canal."""
+    if value in VERTEBRA_LABELS:
+        return value
+    if value in PARTIAL_VERTEBRA_LABELS:
+        return value - 100
+    if value in DISC_LABELS:
+        return value - 200
+    return 0
+
+
+def label_name(value: int) -> str:
+    """Readable name of a label value: 'vertebra 3', 'disc 3 (below vertebra 3)', 'spinal canal'."""
+    kind = structure_of(value)
+    if kind == "background":
+        return "background"
+    if kind == "canal":
+        return "spinal canal"
+    if value in PARTIAL_VERTEBRA_LABELS:
+        return f"vertebra {value - 100} (partly visible)"
+    if kind == "disc":
+        k = value - 200
+        return f"disc {k} (below vertebra {k})" if k > 1 else "disc 1 (between vertebra 1 and sacrum)"
+    return f"vertebra {value}"
+
+
+def instance_classes(max_level: int = 9) -> list[int]:
+    """SPIDER values of the seed project's instance classes: vertebrae 1..n, canal, discs 201..200+n."""
+    return [0, *range(1, max_level + 1), CANAL_LABEL, *range(201, 201 + max_level)]

@@ -1,0 +1,54 @@
+"""Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+DATA_DIR = ROOT / "data" / "synthetic"  # the embedded default dataset, made by notebook 00
+REAL_DATA_DIR = ROOT / "data" / "spider"  # where the real SPIDER dataset goes
+OUTPUT_DIR = ROOT / "outputs"  # executed notebooks, figures, preprocessed data, runs
+REPORT_DIR = ROOT / "report"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """The folders and files of one course run under `root`."""
+
+    root: Path
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def prep(self) -> Path:
+        return self.root / "prep"
+
+    @property
+    def datalist(self) -> Path:
+        return self.root / "datalist.json"
+
+    @property
+    def train(self) -> Path:
+        return self.root / "train"
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path:
+    """The dataset folder a notebook or command uses: the given one, else the synthetic default."""
+    return Path(data_dir).expanduser() if data_dir else DATA_DIR
+
+
+def run_layout(root: str | Path | None = None) -> RunLayout:
+    """Layout of a course run; `outputs/` by default."""
+    return RunLayout(Path(root) if root else OUTPUT_DIR)

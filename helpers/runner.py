@@ -1,0 +1,46 @@
+"""Run the numbered notebooks headless with papermill; executed copies go to the run folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .errors import KitError
+from .paths import NOTEBOOK_DIR, run_layout
+
+
+def course_notebooks(only: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order, or those whose number is in `only` (e.g. ['00', '02'])."""
+    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        books = [b for b in books if b.name[:2] in only]
+        missing = set(only) - {b.name[:2] for b in books}
+        if missing:
+            raise KitError(f"no notebook numbered {', '.join(sorted(missing))} in {NOTEBOOK_DIR}")
+    return books
+
+
+def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_dir: str | None = None,
+                  out: str | None = None, extra: dict | None = None) -> list[tuple[str, float]]:
+    """Execute notebooks in order; on failure raise KitError naming the notebook, cell and error."""
+    import papermill as pm
+
+    layout = run_layout(out)
+    layout.notebooks.mkdir(parents=True, exist_ok=True)
+    params = {"profile": profile, "run_dir": str(layout.root.resolve()), "data_dir": data_dir or ""}
+    params.update(extra or {})
+    timings = []
+    for book in course_notebooks(only):
+        target = layout.notebooks / book.name
+        print(f"running {book.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(book), str(target), parameters=params, kernel_name="python3",
+                                cwd=str(NOTEBOOK_DIR), progress_bar=False)
+        except pm.PapermillExecutionError as e:
+            raise KitError(f"{book.name} failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "
+                           f"see the executed copy {target}") from None
+        seconds = time.perf_counter() - start
+        timings.append((book.name, seconds))
+        print(f"  done in {seconds:.1f} s -> {target}", flush=True)
+    return timings

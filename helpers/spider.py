@@ -1,0 +1,199 @@
+"""SPIDER's layout on disk: find series, parse their names, read them, orient them.
+
+A dataset folder holds `images/<pid>_<seq>.mha`, `masks/<pid>_<seq>.mha` and optionally
+`overview.csv`. Reading never changes a file; every problem names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import DataError
+
+SEQUENCES = ("t1", "t2", "t2_SPACE")
+STEM_PATTERN = re.compile(r"^(\d+)_(t1|t2|t2_SPACE)$")
+CANONICAL_ORIENTATION = "PIR"  # numpy (left-right, superior->inferior, anterior->posterior)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One SPIDER series: an image and (usually) its mask."""
+
+    stem: str
+    patient: int
+    sequence: str
+    image: Path | None
+    mask: Path | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Scan:
+    """What a dataset folder holds: usable series, problems found, and the overview rows."""
+
+    root: Path
+    series: list[Series]
+    problems: list[Problem] = field(default_factory=list)
+    overview: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> list[Series]:
+        """Series that have both an image and a mask."""
+        return [s for s in self.series if s.image and s.mask]
+
+
+def parse_stem(name: str) -> tuple[int, str]:
+    """'12_t2_SPACE' or '12_t2_SPACE.mha' -> (12, 't2_SPACE'); ValueError for other names."""
+    stem = name[:-4] if name.endswith(".mha") else name
+    match = STEM_PATTERN.match(stem)
+    if not match:
+        raise ValueError(f"{name!r} is not a SPIDER series name (<patient>_<t1|t2|t2_SPACE>.mha)")
+    return int(match.group(1)), match.group(2)
+
+
+def read_overview(path: Path) -> dict[str, dict]:
+    """Rows of `overview.csv` keyed by series stem (the `new_file_name` column, with or without .mha)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "new_file_name" not in reader.fieldnames:
+            raise DataError(path, "has no 'new_file_name' column; is this SPIDER's overview.csv?")
+        rows = {}
+        for row in reader:
+            name = (row.get("new_file_name") or "").strip()
+            if name:
+                rows[name[:-4] if name.endswith(".mha") else name] = row
+    return rows
+
+
+def _stems(folder: Path, problems: list[Problem]) -> dict[str, Path]:
+    found = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if not path.is_file() or path.suffix != ".mha":
+            problems.append(Problem(path, "not a .mha file; ignored"))
+            continue
+        try:
+            parse_stem(path.name)
+        except ValueError as e:
+            problems.append(Problem(path, f"{e}; ignored"))
+            continue
+        found[path.stem] = path
+    return found
+
+
+def scan_dataset(root: str | Path) -> Scan:
+    """Find the series in a SPIDER-layout folder. Raises DataError when there is nothing usable."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "folder does not exist; make data with notebook 00 "
+                              "(or `python -m helpers synth --out DIR`)")
+    if not (root / "images").is_dir():
+        raise DataError(root, "has no images/ folder; a SPIDER dataset holds images/, masks/ "
+                              "and overview.csv")
+    problems: list[Problem] = []
+    images = _stems(root / "images", problems)
+    masks = _stems(root / "masks", problems)
+    if not images:
+        raise DataError(root / "images", "holds no <patient>_<sequence>.mha series")
+    series = []
+    for stem in sorted(images.keys() | masks.keys(), key=lambda s: parse_stem(s)):
+        patient, sequence = parse_stem(stem)
+        image, mask = images.get(stem), masks.get(stem)
+        if image and not mask:
+            problems.append(Problem(image, f"has no mask (expected masks/{stem}.mha)"))
+        if mask and not image:
+            problems.append(Problem(mask, f"has no image (expected images/{stem}.mha)"))
+            continue
+        series.append(Series(stem, patient, sequence, image, mask))
+    overview = {}
+    if (root / "overview.csv").is_file():
+        overview = read_overview(root / "overview.csv")
+    return Scan(root, series, problems, overview)
+
+
+def read_image(path: str | Path) -> sitk.Image:
+    """Read a 3D image with SimpleITK, or raise DataError naming the file and the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty (0 bytes); copy or download it again")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        detail = next((line.strip() for line in str(e).splitlines() if "rror" in line), str(e).strip())
+        raise DataError(path, f"cannot be read as an image; truncated or not MetaImage? ({detail[:160]})") from None
+    if image.GetDimension() != 3:
+        raise DataError(path, f"is a {image.GetDimension()}D image; SPIDER series are 3D volumes")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise DataError(path, "has several components per voxel; expected a scalar image")
+    return image
+
+
+def grid_difference(a: sitk.Image, b: sitk.Image, tol: float = 1e-3) -> str | None:
+    """None when two images share one voxel grid, else what differs."""
+    checks = [("size", a.GetSize(), b.GetSize()), ("spacing", a.GetSpacing(), b.GetSpacing()),
+              ("origin", a.GetOrigin(), b.GetOrigin()), ("direction", a.GetDirection(), b.GetDirection())]
+    for name, x, y in checks:
+        if not np.allclose(x, y, atol=tol * max(1.0, float(np.max(np.abs(x))))):
+            fmt = lambda v: "(" + ", ".join(f"{t:g}" for t in v) + ")"  # noqa: E731
+            return f"{name} {fmt(y)} differs from the image's {fmt(x)}"
+    return None
+
+
+def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
+    """Read a mask; check it holds integers and, given its image, that it lies on the image's grid."""
+    mask = read_image(path)
+    if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        arr = sitk.GetArrayViewFromImage(mask)
+        if not np.array_equal(arr, np.round(arr)):
+            raise DataError(path, "holds non-integer values; a mask holds SPIDER label values")
+    if image is not None:
+        diff = grid_difference(image, mask)
+        if diff:
+            raise DataError(path, f"mask is on another grid than its image: {diff}")
+    return mask
+
+
+def read_series(series: Series) -> tuple[sitk.Image, sitk.Image | None]:
+    """Image and mask of one series, geometry kept; mask is None when the series has none."""
+    image = read_image(series.image)
+    mask = read_mask(series.mask, image) if series.mask else None
+    return image, mask
+
+
+def orientation(image: sitk.Image) -> str:
+    """Three-letter orientation from the direction cosines ('LPS' is the identity)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def to_canonical(image: sitk.Image) -> sitk.Image:
+    """Reorient (a lossless permutation and flip) so numpy axes are (left-right, S->I, A->P)."""
+    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
+
+
+def canonical_array(image: sitk.Image) -> np.ndarray:
+    """Array (sagittal slice, row, column): each [k] shows superior up and anterior left."""
+    return sitk.GetArrayFromImage(to_canonical(image))
+
+
+def canonical_spacing(image: sitk.Image) -> tuple[float, float, float]:
+    """Spacing in mm along the canonical numpy axes (left-right, superior-inferior, anterior-posterior)."""
+    return tuple(reversed(to_canonical(image).GetSpacing()))
