@@ -56,7 +56,7 @@ def inspect_series(series: Series, overview_row: dict | None = None) -> dict:
     if min(image.GetSize()) < 2:
         flags.append("a single slice along one axis")
     if series.mask is None:
-        flags.append("no mask")
+        flags.append(f"has no mask (expected masks/{series.stem}.mha)")
     else:
         try:
             mask = read_mask(series.mask, image)

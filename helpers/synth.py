@@ -33,7 +33,7 @@ TISSUES = {
     "cortex": (0.08, 0.08, 0.10),
     "marrow": (0.72, 0.45, 0.40),
     "annulus": (0.22, 0.25, 0.30),
-    "nucleus": (0.36, 0.88, 0.92),  # T1: darker than bone; T2: bright unless degenerated
+    "nucleus": (0.36, 0.95, 0.98),  # T1: darker than bone; T2: bright unless degenerated
 }
 CONTRAST_INDEX = {"t1": 0, "t2": 1, "t2_SPACE": 2}
 OVERVIEW_COLUMNS = ["new_file_name", "subset", "num_vertebrae", "num_discs", "sex", "birth_date",
@@ -94,7 +94,7 @@ def make_anatomy(rng: np.random.Generator, n_vertebrae: int) -> Anatomy:
         width = rng.uniform(19, 23) - 0.4 * k
         label_d = DISC_LABELS[k - 1] if k <= n_vertebrae + 1 else 0
         blobs.append(Blob(s + hd / 2, 0, 0, (width, half_depth - 1, hd / 2 + 1.2), label_d, "annulus",
-                          "nucleus", rim=3.0, power=3.0, wedge=0.25 if k == 1 else 0.12,
+                          "nucleus", rim=2.0, power=3.0, wedge=0.25 if k == 1 else 0.12,
                           scale=1 - 0.65 * degeneration))
         s += hd
         hv = rng.uniform(24, 28.5) * (1 - 0.015 * (k - 1))

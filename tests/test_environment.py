@@ -1,0 +1,49 @@
+"""environment.yml and pyproject.toml describe the same packages; the notebooks are clean sources."""
+
+import json
+import re
+
+import tomllib
+import yaml
+
+from helpers.links import SETUP_TAG, sync_links
+from helpers.paths import NOTEBOOK_DIR, ROOT
+
+CONDA_TO_PYPI = {"pytorch": "torch", "simpleitk": "simpleitk"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    name, spec = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)$", requirement.strip()).groups()
+    name = name.lower().replace("_", "-")
+    return CONDA_TO_PYPI.get(name, name), spec.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    conda = dict(_split(d) for d in env["dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip")))
+    assert conda == wanted
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e ." in pip_section
+
+
+def test_notebooks_are_clean_sources_with_one_parameters_cell():
+    books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert len(books) >= 3
+    for book in books:
+        cells = json.loads(book.read_text())["cells"]
+        assert not any(c.get("outputs") or c.get("execution_count") for c in cells if c["cell_type"] == "code"), book
+        tags = [c.get("metadata", {}).get("tags", []) for c in cells]
+        assert sum("parameters" in t for t in tags) == 1, book
+        assert SETUP_TAG in tags[0], f"{book}: the first cell must be the setup cell"
+        assert cells[1]["cell_type"] == "markdown" and cells[1]["source"][0].startswith("# "), book
+        assert "Exercises" in "".join(cells[-1]["source"]), f"{book}: close with exercises"
+
+
+def test_links_are_in_step_with_pyproject():
+    assert sync_links(check=True) == [], "run `python -m helpers links`"
+    readme = (ROOT / "README.md").read_text()
+    for book in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+        assert f"notebooks/{book.name})" in readme and "colab-badge.svg" in readme

@@ -1,0 +1,132 @@
+"""The data layer on good data, real samples, and every kind of bad input."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from helpers.errors import DataError
+from helpers.inspection import flagged, inspect_dataset
+from helpers.spider import (
+    canonical_array,
+    orientation,
+    parse_stem,
+    read_image,
+    read_mask,
+    read_series,
+    scan_dataset,
+    to_canonical,
+)
+
+from .conftest import tree_digest
+
+
+def test_parse_stem():
+    assert parse_stem("241_t2_SPACE.mha") == (241, "t2_SPACE")
+    assert parse_stem("1_t1") == (1, "t1")
+    with pytest.raises(ValueError, match="not a SPIDER series name"):
+        parse_stem("1_flair.mha")
+
+
+def test_canonical_view_is_independent_of_stored_orientation():
+    arr = np.random.default_rng(0).random((7, 9, 5)).astype(np.float32)  # LPS: (S, P, L)
+    lps = sitk.GetImageFromArray(arr)
+    lps.SetSpacing((3.3, 0.6, 0.5))
+    pir = sitk.DICOMOrient(lps, "PIR")
+    assert orientation(lps) == "LPS" and orientation(pir) == "PIR"
+    a, b = canonical_array(lps), canonical_array(pir)
+    assert np.array_equal(a, b)
+    assert a.shape == (5, 7, 9)  # (left-right, superior->inferior, anterior->posterior)
+    assert np.array_equal(a[:, 0, :], np.flip(arr[-1].T, axis=0))  # row 0 is the most superior slab
+    assert to_canonical(lps).GetSpacing() == (0.6, 0.5, 3.3)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        scan_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match="no images/ folder"):
+        scan_dataset(tmp_path)
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="holds no"):
+        scan_dataset(tmp_path)
+
+
+def _break(root):
+    """Every bad input of the foundation issue, in one dataset."""
+    images, masks = root / "images", root / "masks"
+    stems = sorted(p.stem for p in images.glob("*.mha"))
+    (masks / f"{stems[0]}.mha").unlink()  # image without mask
+    shutil.move(images / f"{stems[1]}.mha", root / "moved.mha")  # mask without image
+    data = (images / f"{stems[2]}.mha").read_bytes()
+    (images / f"{stems[2]}.mha").write_bytes(data[: len(data) // 2])  # truncated
+    (images / f"{stems[3]}.mha").write_bytes(b"")  # empty
+    mask = sitk.ReadImage(str(masks / f"{stems[4]}.mha"))
+    sitk.WriteImage(mask[:, :, :-2], str(masks / f"{stems[4]}.mha"))  # other grid
+    mask = sitk.ReadImage(str(masks / f"{stems[5]}.mha"))
+    mask[0, 0, 0] = 77
+    sitk.WriteImage(mask, str(masks / f"{stems[5]}.mha"))  # unknown label
+    flat = sitk.Image(20, 20, sitk.sitkFloat32)
+    sitk.WriteImage(flat, str(images / "900_t1.mha"))  # 2D image
+    sitk.WriteImage(sitk.Image(20, 20, sitk.sitkInt16), str(masks / "900_t1.mha"))
+    (images / "notes.txt").write_text("stray")  # stray file
+    return stems
+
+
+def test_bad_inputs_are_flagged_by_name_and_nothing_changes(dataset_copy):
+    stems = _break(dataset_copy)
+    before = tree_digest(dataset_copy)
+    table = inspect_dataset(dataset_copy)
+    reasons = dict(zip(flagged(table)["series"], flagged(table)["flags"]))
+    assert "has no mask" in reasons[stems[0]]
+    assert any("has no image" in r and stems[1] in r for r in reasons.values())
+    assert "cannot be read" in reasons[stems[2]] and f"{stems[2]}.mha" in reasons[stems[2]]
+    assert "empty" in reasons[stems[3]]
+    assert "another grid" in reasons[stems[4]]
+    assert "unknown label values [77]" in reasons[stems[5]]
+    assert "2D image" in reasons["900_t1"]
+    assert "not a .mha file" in reasons["notes.txt"]
+    good = set(table["series"]) - set(reasons)
+    assert len(good) >= 4, "the run goes on with the good series"
+    assert tree_digest(dataset_copy) == before
+
+
+def test_read_errors_name_the_file(dataset_copy):
+    stems = _break(dataset_copy)
+    with pytest.raises(DataError) as err:
+        read_image(dataset_copy / "images" / f"{stems[2]}.mha")
+    assert f"{stems[2]}.mha" in str(err.value)
+    with pytest.raises(DataError, match="another grid"):
+        image = read_image(dataset_copy / "images" / f"{stems[4]}.mha")
+        read_mask(dataset_copy / "masks" / f"{stems[4]}.mha", image)
+
+
+def test_cli_reports_without_traceback(dataset_copy, tmp_path):
+    _break(dataset_copy)
+    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(dataset_copy), "--csv",
+                          str(tmp_path / "t.csv")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "FLAGGED" in run.stdout and "Traceback" not in run.stdout + run.stderr
+    assert (tmp_path / "t.csv").read_text().count("\n") > 5
+    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_real_samples_read_and_inspect(real_samples):
+    before = tree_digest(real_samples)
+    scan = scan_dataset(real_samples)
+    assert len(scan.complete) == 4 and not scan.problems
+    assert scan.overview["209_t2_SPACE"]["subset"] == "validation"
+    for s in scan.complete:
+        image, mask = read_series(s)
+        assert orientation(image) == "PIR"
+        m = canonical_array(mask)
+        rows = {v: np.mean(np.nonzero(m == v)[1]) for v in (1, 2)}
+        assert rows[2] < rows[1], "vertebra 2 lies above vertebra 1 in the canonical view"
+    table = inspect_dataset(real_samples)
+    assert set(table["convention"]) == {"8-bit 0..255"}
+    assert flagged(table).empty
+    assert tree_digest(real_samples) == before
