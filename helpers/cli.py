@@ -43,6 +43,22 @@ def _run_notebooks(args) -> None:
     print(f"ran {len(timings)} notebooks in {total:.0f} s")
 
 
+def _resample(args) -> None:
+    from .resample import ResampleSettings, resample_dataset
+
+    spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
+    settings = ResampleSettings(mode=args.mode, spacing=spacing, labels=args.labels)
+    print(resample_dataset(args.data_dir, args.out, settings, workers=args.workers))
+
+
+def _datalist(args) -> None:
+    from .datalist import split_table, write_datalist
+
+    datalist = write_datalist(args.prep_dir, args.out, seed=args.seed, folds=args.folds)
+    print(split_table(datalist).to_string())
+    print(f"{datalist['split']}; no patient in two parts -> {args.out}")
+
+
 def _links(args) -> None:
     from .links import sync_links
 
@@ -75,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="dataset folder (default: the synthetic one under data/)")
     p.add_argument("--out", help="run folder (default: outputs/)")
     p.set_defaults(func=_run_notebooks)
+
+    p = sub.add_parser("resample", help="reorient, resample, normalise and write NIfTI training data")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output folder, outside the raw data")
+    p.add_argument("--mode", choices=["spacing", "fixed_size"], default="spacing")
+    p.add_argument("--spacing", help="LR,SI,AP in mm (default: chosen from the data)")
+    p.add_argument("--labels", choices=["structures", "instances"], default="structures")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=_resample)
+
+    p = sub.add_parser("datalist", help="MONAI datalist JSON split by patient, with a leakage check")
+    p.add_argument("prep_dir", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--folds", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_datalist)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")

@@ -38,9 +38,14 @@ def middle_slice(mask: np.ndarray | None, n: int) -> int:
 class SeriesView:
     """One series in canonical orientation, ready to draw (arrays are (slice, row, column))."""
 
-    def __init__(self, image: sitk.Image, mask: sitk.Image | None = None, title: str = ""):
+    def __init__(self, image: sitk.Image, mask: sitk.Image | None = None, title: str = "",
+                 structures: bool = False):
+        """`structures`: the mask already holds structure indices (0-3) rather than SPIDER values."""
         self.image = canonical_array(image).astype(np.float32)
-        self.mask = to_structures(canonical_array(mask)) if mask is not None else None
+        self.mask = None
+        if mask is not None:
+            m = canonical_array(mask)
+            self.mask = m.astype(np.uint8) if structures else to_structures(m)
         self.spacing = canonical_spacing(image)  # (left-right, superior-inferior, anterior-posterior)
         self.window = display_range(self.image)
         self.title = title
@@ -49,9 +54,10 @@ class SeriesView:
     def n_slices(self) -> int:
         return self.image.shape[0]
 
-    def draw(self, ax, index: int | None = None, overlay: bool = True, alpha: float = 0.45):
+    def draw(self, ax, index: int | None = None, overlay: bool = True, alpha: float = 0.45, physical: bool = True):
+        """Draw one sagittal slice; `physical=False` draws voxels as squares (what a network sees)."""
         index = middle_slice(self.mask, self.n_slices) if index is None else index
-        _, sy, sx = self.spacing
+        _, sy, sx = self.spacing if physical else (1, 1, 1)
         h, w = self.image.shape[1:]
         extent = (0, w * sx, h * sy, 0)  # millimetres, so anatomy keeps its true proportions
         ax.imshow(self.image[index], cmap="gray", vmin=self.window[0], vmax=self.window[1],
@@ -60,8 +66,9 @@ class SeriesView:
             ax.imshow(np.ma.masked_equal(self.mask[index], 0), cmap=OVERLAY_CMAP, vmin=0, vmax=3,
                       alpha=alpha, extent=extent, interpolation="nearest")
         ax.set_title(f"{self.title} slice {index + 1}/{self.n_slices}".strip(), fontsize=9)
-        ax.set_xlabel("anterior  \u2190  mm  \u2192  posterior", fontsize=8)
-        ax.set_ylabel("inferior  \u2190  mm  \u2192  superior", fontsize=8)
+        unit = "mm" if physical else "voxels"
+        ax.set_xlabel(f"anterior  \u2190  {unit}  \u2192  posterior", fontsize=8)
+        ax.set_ylabel(f"inferior  \u2190  {unit}  \u2192  superior", fontsize=8)
         ax.set_yticks([])
         return ax
 

@@ -40,6 +40,8 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
         except pm.PapermillExecutionError as e:
             raise KitError(f"{book.name} failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "
                            f"see the executed copy {target}") from None
+        except Exception as e:  # a dead kernel, a timeout: still name the notebook
+            raise KitError(f"{book.name} failed: {type(e).__name__}: {e}; see the executed copy {target}") from None
         seconds = time.perf_counter() - start
         timings.append((book.name, seconds))
         print(f"  done in {seconds:.1f} s -> {target}", flush=True)

@@ -356,8 +356,7 @@ def _to_sitk(arr: np.ndarray, grid: Grid, orientation: str) -> sitk.Image:
 
 def _write_mha(img: sitk.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
-        sitk.WriteImage(img, str(tmp.with_suffix(".mha")), useCompression=True)
-        tmp.with_suffix(".mha").replace(tmp)
+        sitk.WriteImage(img, str(tmp), useCompression=True)
 
 
 def make_patient(pid: int, seed: int, scale: float, index: int) -> list[tuple[SeriesPlan, sitk.Image, sitk.Image]]:

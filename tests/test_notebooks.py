@@ -22,9 +22,10 @@ def test_course_runs_headless(tmp_path):
         errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, book.name
         assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
-    assert {"00_first_look.png", "01_t1_t2_overlay.png", "02_spacing_intensity.png"} <= \
-        {p.name for p in (out / "figures").iterdir()}
+    assert {"00_first_look.png", "01_t1_t2_overlay.png", "02_spacing_intensity.png", "03_before_after.png",
+            "03_intensities.png"} <= {p.name for p in (out / "figures").iterdir()}
     assert (out / "tables" / "inspection.csv").is_file()
+    assert (out / "prep" / "manifest.json").is_file() and (out / "datalist.json").is_file()
     # a rerun of notebook 00 with the same settings leaves the data alone
     before = tree_digest(data)
     run_notebooks("smoke", only=["00"], data_dir=str(data), out=str(out))
@@ -34,8 +35,10 @@ def test_course_runs_headless(tmp_path):
 @pytest.mark.slow
 def test_course_runs_on_real_samples(real_samples, tmp_path):
     before = tree_digest(real_samples)
-    run_notebooks("smoke", only=["00", "01", "02"], data_dir=str(real_samples), out=str(tmp_path))
+    run_notebooks("smoke", only=["00", "01", "02", "03", "04"], data_dir=str(real_samples), out=str(tmp_path))
     assert (tmp_path / "figures" / "01_t1_t2_overlay.png").is_file()
+    datalist = json.loads((tmp_path / "datalist.json").read_text())
+    assert [i["patient"] for i in datalist["test"]] == [209]  # the official validation patient
     assert tree_digest(real_samples) == before
 
 

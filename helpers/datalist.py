@@ -1,0 +1,125 @@
+"""A MONAI decathlon-style datalist split by patient, with a leakage check on every write.
+
+Parts: `training` and `validation` (used to train and to choose a model) and `test` (held out, never used
+to choose a model). With SPIDER's `subset` column: the official `validation` patients form `test`, and
+`validation` is a seeded fifth of the official `training` patients. Without it: a seeded split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KitError, write_text_atomic
+from .resample import read_manifest
+
+PARTS = ("training", "validation", "test")
+
+
+class LeakageError(KitError):
+    """A patient appears in more than one part of a datalist."""
+
+
+def check_no_leakage(datalist: dict) -> None:
+    """Raise LeakageError naming every patient found in two parts."""
+    seen: dict[int, str] = {}
+    leaks = set()
+    for part in PARTS:
+        for item in datalist.get(part, []):
+            pid = int(item["patient"])
+            if seen.setdefault(pid, part) != part:
+                leaks.add((pid, seen[pid], part))
+    if leaks:
+        detail = ", ".join(f"patient {p} in {a} and {b}" for p, a, b in sorted(leaks))
+        raise LeakageError(f"patient leakage: {detail}; split by patient, not by series")
+
+
+def _split_patients(patients: list[int], fraction: float, rng) -> tuple[list[int], list[int]]:
+    patients = sorted(patients)
+    n = int(round(fraction * len(patients)))
+    n = max(n, 1) if len(patients) >= 3 else n
+    chosen = set(int(p) for p in rng.permutation(patients)[:n])
+    return [p for p in patients if p not in chosen], sorted(chosen)
+
+
+def build_datalist(records: list[dict], seed: int = 0, folds: int = 0, validation_fraction: float = 0.2,
+                   test_fraction: float = 0.2) -> dict:
+    """Assign each series to a part by its patient; `folds` > 1 adds a `fold` index to training/validation."""
+    rng = np.random.default_rng(seed)
+    patients = sorted({r["patient"] for r in records})
+    subsets = {r["patient"]: r.get("subset", "") for r in records}
+    official = any(s in ("training", "validation") for s in subsets.values())
+    if official:
+        test = [p for p in patients if subsets[p] == "validation"]
+        pool = [p for p in patients if subsets[p] != "validation"]
+        source = "official SPIDER subsets (test = the official validation patients)"
+    else:
+        pool, test = _split_patients(patients, test_fraction, rng)
+        source = f"seeded split by patient (seed {seed})"
+    part_of = {p: "test" for p in test}
+    fold_of = {}
+    if folds > 1:
+        order = [int(p) for p in rng.permutation(pool)]
+        fold_of = {p: i % folds for i, p in enumerate(order)}
+        part_of.update({p: "validation" if fold_of[p] == 0 else "training" for p in pool})
+    else:
+        train, val = _split_patients(pool, validation_fraction, rng)
+        part_of.update({p: "training" for p in train} | {p: "validation" for p in val})
+    datalist = {"description": f"SPIDER lumbar spine, split by patient: {source}", "split": source,
+                "labels": None, **{part: [] for part in PARTS}}
+    for r in sorted(records, key=lambda r: (r["patient"], r["series"])):
+        item = {"image": r["image"], "label": r["label"], "patient": r["patient"], "series": r["series"],
+                "sequence": r["sequence"]}
+        if r["patient"] in fold_of:
+            item["fold"] = fold_of[r["patient"]]
+        datalist[part_of[r["patient"]]].append(item)
+    return datalist
+
+
+def write_datalist(prep_dir: str | Path, out: str | Path, seed: int = 0, folds: int = 0) -> dict:
+    """Datalist of a resampled folder, paths relative to the JSON's folder; checked for leakage, then written."""
+    from .labels import STRUCTURES
+
+    prep_dir, out = Path(prep_dir).resolve(), Path(out).resolve()
+    manifest = read_manifest(prep_dir)
+    records = manifest["series"]
+    if not records:
+        raise KitError(f"{prep_dir / 'manifest.json'} lists no series; did resampling skip them all?")
+    datalist = build_datalist(records, seed=seed, folds=folds)
+    if manifest["settings"]["labels"] == "structures":
+        datalist["labels"] = {str(i): name for i, name in enumerate(STRUCTURES)}
+    datalist["preprocessing"] = manifest["settings"]
+    for part in PARTS:
+        for item in datalist[part]:
+            for key in ("image", "label"):
+                item[key] = os.path.relpath(prep_dir / item[key], out.parent)
+    check_no_leakage(datalist)
+    write_text_atomic(out, json.dumps(datalist, indent=1))
+    return datalist
+
+
+def split_table(datalist: dict):
+    """Patients, series and sequences per part."""
+    import pandas as pd
+
+    rows = []
+    for part in PARTS:
+        items = datalist.get(part, [])
+        seqs = Counter(i["sequence"] for i in items)
+        rows.append({"part": part, "patients": len({i["patient"] for i in items}), "series": len(items),
+                     **{f"{s} series": seqs.get(s, 0) for s in ("t1", "t2", "t2_SPACE")}})
+    return pd.DataFrame(rows).set_index("part")
+
+
+def series_split_leaks(records: list[dict], validation_fraction: float = 0.2, seed: int = 0) -> tuple[int, int]:
+    """The seed project's mistake, measured: split *series* at random; how many validation patients also train?"""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(records))
+    n_val = max(1, int(round(validation_fraction * len(records))))
+    val = {records[i]["patient"] for i in order[:n_val]}
+    train = {records[i]["patient"] for i in order[n_val:]}
+    return len(val & train), len(val)

@@ -1,0 +1,285 @@
+"""Raw SPIDER series -> training data on one grid: reorient, resample, normalise, map labels, write NIfTI.
+
+Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem>.nii.gz`,
+`records/<stem>.json` (written last: a series is done only when its record exists and matches), and
+`manifest.json` / `manifest.csv` with every series' original geometry and normalisation, so predictions
+can be mapped back onto the original grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import DataError, KitError, atomic_path, write_text_atomic
+from .labels import to_structures, unknown_labels
+from .spider import CANONICAL_ORIENTATION, Series, read_series, scan_dataset
+
+MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
+SEED_FIXED_SIZE = (32, 128, 128)  # the seed project's output size, canonical order (LR, SI, AP)
+
+
+@dataclass(frozen=True)
+class ResampleSettings:
+    mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the seed's, distorts anatomy)
+    spacing: tuple[float, float, float] | None = None  # canonical (LR, SI, AP) mm; None: from the data
+    size: tuple[int, int, int] = SEED_FIXED_SIZE
+    labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    version: int = 2
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def header_spacing(path: Path) -> tuple[float, float, float]:
+    """Canonical (LR, SI, AP) spacing from the file header only (fast)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    direction = np.array(reader.GetDirection()).reshape(3, 3)
+    spacing = np.array(reader.GetSpacing())
+    # physical axis each index axis runs along: 0 = x (LR), 1 = y (AP), 2 = z (SI)
+    along = np.argmax(np.abs(direction), axis=0)
+    by_axis = {int(a): float(s) for a, s in zip(along, spacing)}
+    return by_axis[0], by_axis[2], by_axis[1]
+
+
+def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Target spacing: the median per axis (no slices invented), in-plane no finer than MIN_INPLANE_MM."""
+    med = np.median(np.array(spacings), axis=0)
+    return (round(float(med[0]), 3), round(max(float(med[1]), MIN_INPLANE_MM), 3),
+            round(max(float(med[2]), MIN_INPLANE_MM), 3))
+
+
+def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
+    old_sp = np.array(image.GetSpacing())  # sitk order of the canonical image: (AP, SI, LR)
+    old_size = np.array(image.GetSize())
+    if settings.mode == "spacing":
+        new_sp = np.array(spacing_canonical[::-1], float)
+        new_size = np.maximum(1, np.round(old_size * old_sp / new_sp)).astype(int)
+    elif settings.mode == "fixed_size":
+        new_size = np.array(settings.size[::-1], int)
+        new_sp = old_size * old_sp / new_size
+    else:
+        raise KitError(f"unknown resampling mode {settings.mode!r}; use 'spacing' or 'fixed_size'")
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    origin = np.array(image.GetOrigin()) + direction @ ((new_sp - old_sp) / 2)  # keep the field of view
+    return [int(v) for v in new_size], [float(v) for v in new_sp], [float(v) for v in origin]
+
+
+def resample_image(image: sitk.Image, size, spacing, origin) -> sitk.Image:
+    """Linear interpolation, with a Gaussian anti-aliasing filter along axes that get coarser."""
+    old = np.array(image.GetSpacing())
+    variance = np.maximum(np.array(spacing) ** 2 - old ** 2, 0) / (2.355 ** 2)
+    if variance.any():
+        image = sitk.DiscreteGaussian(image, [float(v) for v in variance], 32, 0.01, True)
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, origin, spacing,
+                         image.GetDirection(), 0.0, sitk.sitkFloat32)
+
+
+def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
+    """Per-label voting: resample each label's indicator linearly and keep the strongest label per voxel.
+
+    No new label values appear, thin structures survive better than with nearest neighbour, and an
+    unchanged grid gives back the same mask.
+    """
+    arr = sitk.GetArrayFromImage(mask)
+    best = score = None
+    for value in np.unique(arr):  # ascending: ties (e.g. outside the image) go to background
+        indicator = sitk.GetImageFromArray((arr == value).astype(np.float32))
+        indicator.CopyInformation(mask)
+        vote = sitk.GetArrayFromImage(sitk.Resample(indicator, size, sitk.Transform(), sitk.sitkLinear, origin,
+                                                    spacing, mask.GetDirection(), 0.0, sitk.sitkFloat32))
+        if best is None:
+            best, score = np.full(vote.shape, value, arr.dtype), vote
+        else:
+            wins = vote > score
+            best[wins], score[wins] = value, vote[wins]
+    out = sitk.GetImageFromArray(best)
+    out.SetSpacing(spacing)
+    out.SetOrigin(origin)
+    out.SetDirection(mask.GetDirection())
+    return out
+
+
+def normalise(image: sitk.Image, percentiles=(0.5, 99.5)) -> tuple[sitk.Image, dict]:
+    """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range."""
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    lo, hi = (float(v) for v in np.percentile(arr, percentiles))
+    if hi <= lo:
+        hi = lo + 1.0
+    out = sitk.GetImageFromArray(np.clip((arr - lo) / (hi - lo), 0, 1).astype(np.float32))
+    out.CopyInformation(image)
+    return out, {"p_low": percentiles[0], "p_high": percentiles[1], "value_low": lo, "value_high": hi}
+
+
+def _geometry(image: sitk.Image) -> dict:
+    return {"size": list(image.GetSize()), "spacing": list(image.GetSpacing()), "origin": list(image.GetOrigin()),
+            "direction": list(image.GetDirection()),
+            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())}
+
+
+def _source_signature(series: Series) -> dict:
+    return {role: [p.stat().st_size, p.stat().st_mtime_ns]
+            for role, p in (("image", series.image), ("mask", series.mask)) if p}
+
+
+def _write_nifti(image: sitk.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+
+
+def resample_series(series: Series, out: Path, settings: ResampleSettings, spacing, subset: str = "") -> dict:
+    """Resample one series into `out`; returns its record. Raises DataError for unusable input."""
+    image, mask = read_series(series)
+    if mask is None:
+        raise DataError(series.image, "has no mask; skipped")
+    mask_arr = sitk.GetArrayViewFromImage(mask)
+    bad = unknown_labels(np.unique(mask_arr))
+    if bad:
+        raise DataError(series.mask, f"unknown label values {bad}; skipped")
+    if not mask_arr.any():
+        raise DataError(series.mask, "empty mask (only background): nothing to learn from; skipped")
+    original = _geometry(image)
+    canon_img = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
+    canon_mask = sitk.DICOMOrient(mask, CANONICAL_ORIENTATION)
+    size, new_spacing, origin = _target_grid(canon_img, settings, spacing)
+    normed, norm = normalise(canon_img, settings.percentiles)
+    if settings.labels == "structures":
+        lab = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(canon_mask)))
+        lab.CopyInformation(canon_mask)
+    else:
+        lab = sitk.Cast(canon_mask, sitk.sitkInt16)
+    out_img = resample_image(normed, size, new_spacing, origin)
+    out_lab = resample_labels(lab, size, new_spacing, origin)
+    image_path, label_path = out / "images" / f"{series.stem}.nii.gz", out / "labels" / f"{series.stem}.nii.gz"
+    _write_nifti(out_img, image_path)
+    _write_nifti(out_lab, label_path)
+    record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
+              "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
+              "original": original, "resampled": _geometry(out_img), "normalisation": norm,
+              "labels_present": [int(v) for v in np.unique(sitk.GetArrayViewFromImage(out_lab))],
+              "settings": settings.key(), "source": _source_signature(series)}
+    write_text_atomic(out / "records" / f"{series.stem}.json", json.dumps(record, indent=1))
+    return record
+
+
+def _up_to_date(series: Series, out: Path, settings: ResampleSettings) -> dict | None:
+    path = out / "records" / f"{series.stem}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    fresh = (record.get("settings") == settings.key() and record.get("source") == _source_signature(series)
+             and (out / record["image"]).is_file() and (out / record["label"]).is_file())
+    return record if fresh else None
+
+
+def _work(args):
+    series, out, settings, spacing, subset = args
+    try:
+        return resample_series(series, out, settings, spacing, subset), None
+    except DataError as e:
+        return None, str(e)
+
+
+@dataclass
+class ResampleResult:
+    out: Path
+    spacing: tuple[float, float, float] | None
+    done: list[str] = field(default_factory=list)
+    skipped_up_to_date: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        sp = "fixed size" if self.spacing is None else "spacing " + " x ".join(f"{v:g}" for v in self.spacing) + " mm"
+        lines = [f"{len(self.done)} resampled, {len(self.skipped_up_to_date)} already up to date, "
+                 f"{len(self.failed)} skipped with a problem ({sp}; {self.seconds:.1f} s) -> {self.out}"]
+        lines += [f"  SKIPPED {reason}" for reason in self.failed]
+        return "\n".join(lines)
+
+
+def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSettings = ResampleSettings(),
+                     workers: int = 1, progress: bool = True) -> ResampleResult:
+    """Resample every series of a SPIDER folder into `out`; reruns redo only what changed."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    data_dir, out = Path(data_dir).resolve(), Path(out).resolve()
+    if out == data_dir or data_dir in out.parents:
+        raise KitError(f"output folder {out} lies inside the raw data folder {data_dir}; "
+                       "choose a folder outside it (raw data is never written to)")
+    scan = scan_dataset(data_dir)
+    usable = scan.complete
+    spacing = None
+    if settings.mode == "spacing":
+        spacing = settings.spacing or choose_spacing([header_spacing(s.image) for s in usable])
+        settings = ResampleSettings(**{**asdict(settings), "spacing": tuple(spacing)})
+    result = ResampleResult(out, spacing, failed=[str(p) for p in scan.problems])
+    records, todo = {}, []
+    for s in usable:
+        record = _up_to_date(s, out, settings)
+        if record:
+            records[s.stem] = record
+            result.skipped_up_to_date.append(s.stem)
+        else:
+            todo.append((s, out, settings, spacing, (scan.overview.get(s.stem) or {}).get("subset", "")))
+    bar = tqdm(total=len(todo), desc="resampling", disable=not progress or not todo)
+    # spawn, not fork: forking a Jupyter kernel (sockets, threads) can kill it
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    try:
+        for record, problem in (pool.map(_work, todo) if pool else map(_work, todo)):
+            if record:
+                records[record["series"]] = record
+                result.done.append(record["series"])
+            else:
+                result.failed.append(problem)
+            bar.update()
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown()
+    write_manifest(out, settings, [records[k] for k in sorted(records, key=lambda k: (records[k]["patient"], k))])
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def write_manifest(out: Path, settings: ResampleSettings, records: list[dict]) -> None:
+    manifest = {"settings": asdict(settings), "settings_key": settings.key(), "series": records}
+    write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
+    rows = ["series,patient,sequence,subset,orientation,original_size,original_spacing,size,spacing,"
+            "p_low_value,p_high_value"]
+    for r in records:
+        o, n = r["original"], r["resampled"]
+        rows.append(",".join([r["series"], str(r["patient"]), r["sequence"], r["subset"], o["orientation"],
+                              "x".join(map(str, o["size"])), "x".join(f"{v:.3f}" for v in o["spacing"]),
+                              "x".join(map(str, n["size"])), "x".join(f"{v:.3f}" for v in n["spacing"]),
+                              f"{r['normalisation']['value_low']:.2f}", f"{r['normalisation']['value_high']:.2f}"]))
+    write_text_atomic(out / "manifest.csv", "\n".join(rows) + "\n")
+
+
+def read_manifest(prep_dir: str | Path) -> dict:
+    path = Path(prep_dir) / "manifest.json"
+    if not path.is_file():
+        raise DataError(path, "not found; run `python -m helpers resample DATA_DIR --out PREP_DIR` first")
+    return json.loads(path.read_text())
+
+
+def to_original_grid(image: sitk.Image, record: dict, is_label: bool = True) -> sitk.Image:
+    """Map an image on the resampled grid back onto the series' original grid (nearest for labels)."""
+    o = record["original"]
+    return sitk.Resample(image, [int(v) for v in o["size"]], sitk.Transform(),
+                         sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear,
+                         o["origin"], o["spacing"], o["direction"], 0, image.GetPixelID())

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+from monai.data import load_decathlon_datalist
+
+from helpers.datalist import LeakageError, build_datalist, check_no_leakage, series_split_leaks, write_datalist
+from helpers.resample import read_manifest, resample_dataset
+
+
+@pytest.fixture(scope="module")
+def prep(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("dl") / "prep"
+    resample_dataset(small_dataset, out, progress=False)
+    return out
+
+
+def _patients(datalist, part):
+    return {i["patient"] for i in datalist[part]}
+
+
+def test_official_subsets_honoured_and_monai_loads(prep, small_dataset, tmp_path):
+    out = tmp_path / "lists" / "datalist.json"
+    datalist = write_datalist(prep, out)
+    subsets = {r["patient"]: r["subset"] for r in read_manifest(prep)["series"]}
+    assert _patients(datalist, "test") == {p for p, s in subsets.items() if s == "validation"}
+    assert all(subsets[p] == "training" for p in _patients(datalist, "training") | _patients(datalist, "validation"))
+    assert datalist["training"] and datalist["validation"]
+    for part in ("training", "validation", "test"):
+        items = load_decathlon_datalist(str(out), data_list_key=part)
+        assert all(__import__("os").path.isfile(i["image"]) and __import__("os").path.isfile(i["label"]) for i in items)
+    raw = json.loads(out.read_text())
+    assert not raw["training"][0]["image"].startswith("/")
+
+
+def test_seeded_split_without_subsets_and_folds(prep):
+    records = [dict(r, subset="") for r in read_manifest(prep)["series"]]
+    a, b = build_datalist(records, seed=1), build_datalist(records, seed=1)
+    assert a == b and a["test"] and a["training"]
+    check_no_leakage(a)
+    folds = build_datalist(records, seed=1, folds=3)
+    check_no_leakage(folds)
+    fold_of = {}
+    for item in folds["training"] + folds["validation"]:
+        assert fold_of.setdefault(item["patient"], item["fold"]) == item["fold"]
+    assert set(fold_of.values()) == {0, 1, 2}
+
+
+def test_leakage_fails_loudly(prep, tmp_path):
+    datalist = write_datalist(prep, tmp_path / "d.json")
+    datalist["validation"].append(dict(datalist["training"][0]))
+    with pytest.raises(LeakageError, match=f"patient {datalist['training'][0]['patient']} in training and validation"):
+        check_no_leakage(datalist)
+
+
+def test_series_split_leaks_on_synthetic_data(prep):
+    records = read_manifest(prep)["series"]
+    leaked, n_val = series_split_leaks(records, validation_fraction=0.4, seed=0)
+    assert 0 < leaked <= n_val

@@ -1,0 +1,160 @@
+"""Resampling: geometry round trip, label values, intensity ranges, idempotence, bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from helpers.errors import KitError
+from helpers.resample import (
+    ResampleSettings,
+    choose_spacing,
+    header_spacing,
+    read_manifest,
+    resample_dataset,
+    to_original_grid,
+)
+from helpers.spider import read_series, scan_dataset
+
+from .conftest import tree_digest
+
+
+@pytest.fixture(scope="module")
+def prepared(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep") / "prep"
+    result = resample_dataset(small_dataset, out, workers=2, progress=False)
+    return out, result
+
+
+def test_spacing_rule_and_header_spacing(small_dataset):
+    assert choose_spacing([(3.3, 0.59, 0.59), (3.3, 0.6, 0.6), (0.9, 0.47, 0.47)]) == (3.3, 1.0, 1.0)
+    assert choose_spacing([(6, 2.4, 2.4), (7, 2.5, 2.5)]) == (6.5, 2.45, 2.45)
+    for s in scan_dataset(small_dataset).complete:
+        image = read_series(s)[0]
+        spacing = header_spacing(s.image)
+        assert sorted(spacing) == sorted(image.GetSpacing())
+
+
+def test_outputs_manifest_and_round_trip(small_dataset, prepared):
+    out, result = prepared
+    assert not result.failed and len(result.done) == len(scan_dataset(small_dataset).complete)
+    manifest = read_manifest(out)
+    spacings = {tuple(np.round(r["resampled"]["spacing"], 3)) for r in manifest["series"]}
+    assert len(spacings) == 1, "spacing mode puts every series on one spacing"
+    series = {s.stem: s for s in scan_dataset(small_dataset).complete}
+    for record in manifest["series"]:
+        assert record["resampled"]["orientation"] == "PIR"
+        label = sitk.ReadImage(str(out / record["label"]))
+        values = set(np.unique(sitk.GetArrayViewFromImage(label)).tolist())
+        assert values <= {0, 1, 2, 3} and {1, 3} <= values
+        image = sitk.GetArrayFromImage(sitk.ReadImage(str(out / record["image"])))
+        assert image.min() >= 0 and image.max() <= 1 and np.percentile(image, 99) > 0.5
+        # back onto the original grid: same geometry, and structures within a voxel of where they were
+        _, mask = read_series(series[record["series"]])
+        back = to_original_grid(label, record)
+        assert back.GetSize() == mask.GetSize() and np.allclose(back.GetOrigin(), mask.GetOrigin())
+        assert np.allclose(back.GetDirection(), mask.GetDirection())
+        ref, got = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(back)
+        voxel = np.array(back.GetSpacing())[::-1]  # numpy order
+        coarsest = max(record["resampled"]["spacing"])
+        for structure, values in ((1, range(1, 26)), (2, range(201, 226)), (3, [100])):
+            a, b = np.isin(ref, list(values)), got == structure
+            shift_mm = np.linalg.norm((np.argwhere(a).mean(0) - np.argwhere(b).mean(0)) * voxel)
+            assert shift_mm <= coarsest, (record["series"], structure, shift_mm)  # within one resampled voxel
+            assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.7
+        if record["original"]["spacing"] == record["resampled"]["spacing"][::-1] or \
+                np.allclose(sorted(record["original"]["spacing"]), sorted(record["resampled"]["spacing"])):
+            assert np.array_equal(np.isin(ref, list(range(1, 26))), got == 1), "same grid: exact round trip"
+
+
+def test_instances_keep_spider_values(small_dataset, tmp_path):
+    out = tmp_path / "inst"
+    resample_dataset(small_dataset, out, ResampleSettings(labels="instances"), progress=False)
+    for record in read_manifest(out)["series"]:
+        values = set(record["labels_present"])
+        assert 100 in values and values <= {0, 100, *range(1, 26), *range(201, 226)}
+
+
+def test_fixed_size_mode_is_the_seeds(small_dataset, tmp_path):
+    out = tmp_path / "fixed"
+    resample_dataset(small_dataset, out, ResampleSettings(mode="fixed_size"), progress=False)
+    records = read_manifest(out)["series"]
+    assert all(tuple(r["resampled"]["size"]) == (128, 128, 32) for r in records)
+    assert len({tuple(np.round(r["resampled"]["spacing"], 2)) for r in records}) > 1
+
+
+def test_rerun_does_no_work_and_a_changed_setting_redoes(small_dataset, prepared):
+    out, first = prepared
+    again = resample_dataset(small_dataset, out, progress=False)
+    assert not again.done and len(again.skipped_up_to_date) == len(first.done)
+    assert again.seconds * 5 < first.seconds
+    changed = resample_dataset(small_dataset, out, ResampleSettings(percentiles=(1, 99)), progress=False)
+    assert len(changed.done) == len(first.done)
+
+
+def test_both_conventions_and_8bit_end_in_one_range(small_dataset, real_samples, tmp_path):
+    out = tmp_path / "real"
+    before = tree_digest(real_samples)
+    result = resample_dataset(real_samples, out, progress=False)
+    assert len(result.done) == 4 and not result.failed
+    assert tree_digest(real_samples) == before
+    lows, highs = [], []
+    for root in (out,):
+        for r in read_manifest(root)["series"]:
+            a = sitk.GetArrayFromImage(sitk.ReadImage(str(root / r["image"])))
+            lows.append(a.min())
+            highs.append(np.percentile(a, 99.9))
+    assert min(lows) >= 0 and max(highs) <= 1 and min(highs) > 0.9
+
+
+def test_bad_input(dataset_copy, tmp_path):
+    with pytest.raises(KitError, match="inside the raw data folder"):
+        resample_dataset(dataset_copy, dataset_copy / "prep", progress=False)
+    stems = sorted(p.stem for p in (dataset_copy / "masks").glob("*.mha"))
+    mask = sitk.ReadImage(str(dataset_copy / "masks" / f"{stems[0]}.mha"))
+    sitk.WriteImage(mask[:, :, 1:], str(dataset_copy / "masks" / f"{stems[0]}.mha"))  # another grid
+    empty = sitk.ReadImage(str(dataset_copy / "masks" / f"{stems[1]}.mha")) * 0
+    sitk.WriteImage(empty, str(dataset_copy / "masks" / f"{stems[1]}.mha"))
+    before = tree_digest(dataset_copy)
+    result = resample_dataset(dataset_copy, tmp_path / "prep", progress=False)
+    assert tree_digest(dataset_copy) == before
+    text = "\n".join(result.failed)
+    assert f"{stems[0]}.mha: mask is on another grid" in text and f"{stems[1]}.mha: empty mask" in text
+    assert len(result.done) == len(stems) - 2
+
+
+def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monkeypatch):
+    """A failure half-way through a series leaves no record, so the rerun redoes that series."""
+    import helpers.resample as rs
+
+    out = tmp_path / "prep"
+    real_write = rs._write_nifti
+    calls = {"n": 0}
+
+    def failing_write(image, path):
+        calls["n"] += 1
+        if calls["n"] == 4:  # second series, its label file
+            raise OSError("disk full")
+        real_write(image, path)
+
+    monkeypatch.setattr(rs, "_write_nifti", failing_write)
+    with pytest.raises(OSError):
+        resample_dataset(small_dataset, out, progress=False)
+    leftovers = [p.name for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    assert not leftovers
+    assert len(list((out / "records").glob("*.json"))) == 1
+    monkeypatch.setattr(rs, "_write_nifti", real_write)
+    result = resample_dataset(small_dataset, out, progress=False)
+    assert len(result.skipped_up_to_date) == 1 and len(result.done) == len(scan_dataset(small_dataset).complete) - 1
+
+
+def test_source_change_redoes_that_series(dataset_copy, tmp_path):
+    out = tmp_path / "prep"
+    resample_dataset(dataset_copy, out, progress=False)
+    image = next((dataset_copy / "images").glob("*.mha"))
+    os.utime(image, (image.stat().st_atime, image.stat().st_mtime + 10))
+    result = resample_dataset(dataset_copy, out, progress=False)
+    assert result.done == [image.stem]
+    assert json.loads((out / "records" / f"{image.stem}.json").read_text())["series"] == image.stem
