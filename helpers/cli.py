@@ -59,6 +59,16 @@ def _datalist(args) -> None:
     print(f"{datalist['split']}; no patient in two parts -> {args.out}")
 
 
+def _train(args) -> None:
+    from .profiles import device_message
+    from .train import TrainConfig, train
+
+    print(device_message())
+    config = TrainConfig(datalist=str(args.datalist), run_dir=str(args.out), profile=args.profile, model=args.model,
+                         max_iterations=args.max_iterations, val_every=args.val_every, lr=args.lr, seed=args.seed)
+    train(config)
+
+
 def _links(args) -> None:
     from .links import sync_links
 
@@ -107,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_datalist)
+
+    p = sub.add_parser("train", help="train a network on a datalist; rerun to resume")
+    p.add_argument("--datalist", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config, metrics)")
+    p.add_argument("--profile", default="smoke", choices=["smoke", "gpu", "full"])
+    p.add_argument("--model", default="unetr", choices=["unetr", "swinunetr", "unet", "segresnet"])
+    p.add_argument("--max-iterations", type=int)
+    p.add_argument("--val-every", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")

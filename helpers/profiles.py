@@ -17,6 +17,7 @@ class Profile:
     val_every: int
     model: dict = field(default_factory=dict)  # keyword arguments for the network
     num_workers: int = 0
+    lr: float = 1e-4  # the seed's AdamW learning rate
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -32,6 +33,7 @@ PROFILES: dict[str, Profile] = {
             "smoke", "CPU, small synthetic data, a few dozen iterations: checks the pipeline in minutes",
             synth_patients=8, synth_scale=0.25, patch_size=(16, 64, 64), batch_size=2,
             max_iterations=40, val_every=20, model=SMALL_UNETR,
+            lr=1e-3,  # a few dozen steps need a bigger step than the seed's 1e-4 to learn anything
         ),
         Profile(
             "gpu", "one T4-class GPU, about an hour",

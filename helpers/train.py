@@ -1,0 +1,369 @@
+"""One training loop for the notebook, the command line and torchrun (DistributedDataParallel).
+
+A run folder holds `config.json` (everything needed to reproduce and to predict), `checkpoint_last.pt`
+and `checkpoint_best.pt` (written atomically; loaded with weights_only=True), and `metrics.jsonl`
+(one line per logged step and per validation). Rerunning the same command resumes from the last
+checkpoint at the same iteration, with optimizer, scheduler, scaler and RNG states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DataError, KitError, atomic_path, write_text_atomic
+from .labels import FOREGROUND, STRUCTURES
+from .models import build_model, monai_order, parameter_count
+from .profiles import get_profile
+
+KEYS = ("image", "label")
+MEMORY_CACHE_LIMIT = 0.25  # cache in RAM when the data takes less than this share of it, else on disk
+
+
+class TrainingDiverged(KitError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    datalist: str
+    run_dir: str
+    profile: str = "smoke"
+    model: str = "unetr"
+    max_iterations: int | None = None  # None: the profile's
+    val_every: int | None = None
+    patch_size: list[int] | None = None  # canonical (LR, SI, AP); None: the profile's
+    batch_size: int | None = None
+    samples_per_volume: int = 2
+    lr: float | None = None  # None: the profile's
+    weight_decay: float = 1e-5
+    seed: int = 0
+    num_workers: int | None = None
+    log_every: int = 5
+    amp: bool = True  # used on CUDA only
+    model_options: dict = field(default_factory=dict)
+    preprocessing: dict = field(default_factory=dict)
+
+    def resolved(self) -> TrainConfig:
+        """Fill what was left to the profile."""
+        p = get_profile(self.profile)
+        return TrainConfig(**{**asdict(self),
+                              "max_iterations": self.max_iterations or p.max_iterations,
+                              "val_every": self.val_every or p.val_every,
+                              "lr": self.lr or p.lr,
+                              "patch_size": list(self.patch_size or p.patch_size),
+                              "batch_size": self.batch_size or p.batch_size,
+                              "num_workers": p.num_workers if self.num_workers is None else self.num_workers,
+                              "model_options": self.model_options or (p.model if self.model == "unetr" else {})})
+
+
+# ---------------------------------------------------------------- data
+def load_datalist(path: str | Path) -> dict[str, list[dict]]:
+    """Training and validation lists with absolute paths; a clear error for every kind of bad datalist."""
+    from monai.data import load_decathlon_datalist
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "datalist not found; write one with notebook 04 or `python -m helpers datalist`")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"is not valid JSON ({e})") from None
+    out = {}
+    for part in ("training", "validation"):
+        if not isinstance(raw.get(part), list):
+            raise DataError(path, f"has no '{part}' list")
+        for i, item in enumerate(raw[part]):
+            missing = [k for k in KEYS if k not in item] if isinstance(item, dict) else list(KEYS)
+            if missing:
+                raise DataError(path, f"{part}[{i}] lacks the key(s) {missing}; each entry needs 'image' and 'label'")
+        out[part] = load_decathlon_datalist(str(path), data_list_key=part) if raw[part] else []
+        for item in out[part]:
+            for key in KEYS:
+                if not Path(item[key]).is_file():
+                    raise DataError(item[key], f"listed in {path} ({part}) but not found")
+    if not out["training"]:
+        raise DataError(path, "the training list is empty")
+    out["preprocessing"] = raw.get("preprocessing", {})
+    return out
+
+
+def transforms(patch: tuple[int, ...], samples: int, train: bool):
+    """Deterministic loading (cached), then random patches and spine-MR augmentation for training."""
+    from monai import transforms as T
+
+    det = [T.LoadImaged(KEYS, reader="NibabelReader"), T.EnsureChannelFirstd(KEYS),
+           T.EnsureTyped("image", dtype=torch.float32), T.EnsureTyped("label", dtype=torch.uint8),
+           T.SpatialPadd(KEYS, spatial_size=patch)]
+    if not train:
+        return T.Compose(det)
+    lr_axis = 2  # MONAI order (AP, SI, LR): flip left-right only; anterior/posterior and up/down are not symmetric
+    rand = [T.RandCropByPosNegLabeld(KEYS, "label", spatial_size=patch, pos=1, neg=1, num_samples=samples),
+            T.RandFlipd(KEYS, prob=0.5, spatial_axis=lr_axis),
+            T.RandAffined(KEYS, prob=0.3, rotate_range=(0.05, 0.05, 0.2), scale_range=(0.1, 0.1, 0.1),
+                          mode=("bilinear", "nearest"), padding_mode="zeros"),
+            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
+    return T.Compose(det + rand)
+
+
+def _dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
+    from monai.data import CacheDataset, PersistentDataset
+
+    size = sum(Path(i["image"]).stat().st_size * 4 for i in items)  # rough: compressed -> float32 in RAM
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if size < MEMORY_CACHE_LIMIT * ram:
+        return CacheDataset(items, transform, cache_rate=1.0, num_workers=max(1, num_workers), progress=False)
+    return PersistentDataset(items, transform, cache_dir=run_dir / "cache")
+
+
+# ---------------------------------------------------------------- checkpoints
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+             "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    n = state["numpy"]
+    np.random.set_state((n[0], np.array(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint without running code from the file (weights_only=True)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+# ---------------------------------------------------------------- validation
+def validate(model, loader, patch, device, amp: bool) -> dict[str, float]:
+    """Sliding-window Dice per structure (background excluded) and their mean."""
+    from monai.inferers import sliding_window_inference
+    from monai.metrics import DiceMetric
+    from monai.networks.utils import one_hot
+
+    metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        for batch in loader:
+            image, label = batch["image"].to(device), batch["label"].to(device)
+            logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
+            pred = one_hot(logits.argmax(1, keepdim=True), len(STRUCTURES))
+            metric(pred, one_hot(label.long(), len(STRUCTURES)))
+    per = metric.aggregate().cpu().numpy()
+    model.train()
+    scores = {f"dice_{name}": float(v) for name, v in zip(FOREGROUND, per)}
+    scores["dice_mean"] = float(np.nanmean(per))
+    return scores
+
+
+# ---------------------------------------------------------------- the loop
+def _dist() -> tuple[int, int, bool]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world, world > 1
+
+
+def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    for key in ("model", "patch_size", "model_options", "datalist"):
+        if old.get(key) != asdict(config)[key]:
+            raise KitError(f"{run_dir} holds a run with another {key} ({old.get(key)!r}); "
+                           "choose a new run folder, or delete this one to start over")
+
+
+def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
+    """Train until `max_iterations`; resume from `run_dir/checkpoint_last.pt` when it exists."""
+    from monai.data import DataLoader, DistributedSampler
+    from monai.losses import DiceCELoss
+    from monai.optimizers import WarmupCosineSchedule
+    from monai.utils import set_determinism
+    from tqdm.auto import tqdm
+
+    rank, world, distributed = _dist()
+    config = config.resolved()
+    run_dir = Path(config.run_dir)
+    data = load_datalist(config.datalist)
+    config.preprocessing = data["preprocessing"]
+    _check_resumable(run_dir, config)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=1))
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    amp = config.amp and device.type == "cuda"
+    patch = monai_order(config.patch_size)
+
+    set_determinism(config.seed + rank)
+    model = build_model(config.model, patch, config.model_options).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, config.max_iterations // 50),
+                                     t_total=config.max_iterations)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    start, best, best_iteration = 0, -1.0, 0
+    last = run_dir / "checkpoint_last.pt"
+    if last.is_file():
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start, best, best_iteration = state["iteration"], state["best_metric"], state["best_iteration"]
+        _set_rng_state(state["rng"])
+        if rank == 0:
+            print(f"resuming {run_dir} from iteration {start}")
+            kept = [e for e in read_metrics(run_dir) if e["iteration"] <= start]  # drop what the checkpoint lacks
+            write_text_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(e) + "\n" for e in kept))
+    if start >= config.max_iterations:
+        if rank == 0:
+            print(f"{run_dir} already finished ({start} iterations); best mean Dice {best:.4f}")
+        return {"iteration": start, "best_metric": best, "best_iteration": best_iteration}
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+
+    train_ds = _dataset(data["training"], transforms(patch, config.samples_per_volume, True), run_dir,
+                        config.num_workers)
+    sampler = DistributedSampler(train_ds, shuffle=True) if distributed else None
+    loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=config.num_workers, drop_last=False)
+    val_loader = None
+    if rank == 0 and data["validation"]:
+        val_loader = DataLoader(_dataset(data["validation"], transforms(patch, 1, False), run_dir, config.num_workers),
+                                batch_size=1, num_workers=config.num_workers)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def batches():
+        epoch = start
+        while True:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            train_ds_seed = config.seed + 1000 * rank + epoch  # data stream depends on where we are, not on history
+            loader.dataset.transform.set_random_state(seed=train_ds_seed % (2**32))
+            yield from loader
+            epoch += 1
+
+    metrics_path = run_dir / "metrics.jsonl"
+    writer = _tensorboard(run_dir) if rank == 0 else None
+    bar = tqdm(total=config.max_iterations, initial=start, desc=f"training {config.model}",
+               disable=not progress or rank != 0)
+    stream, running, tic = batches(), [], time.perf_counter()
+    iteration = start
+    net.train()
+    for batch in stream:
+        iteration += 1
+        image, label = batch["image"].to(device), batch["label"].to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, enabled=amp):
+            loss = loss_fn(net(image), label)
+        if not torch.isfinite(loss):
+            bar.close()
+            raise TrainingDiverged(f"the loss became {loss.item()} at iteration {iteration}; training stopped and the "
+                                   f"last good checkpoint is kept in {last}. Lower the learning rate "
+                                   "(--lr) or turn AMP off, then rerun.")
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        running.append(loss.item())
+        bar.update()
+        bar.set_postfix(loss=f"{running[-1]:.4f}")
+        if rank == 0 and (iteration % config.log_every == 0 or iteration == config.max_iterations):
+            seconds = time.perf_counter() - tic
+            entry = {"kind": "train", "iteration": iteration, "loss": float(np.mean(running)),
+                     "lr": scheduler.get_last_lr()[0], "iterations_per_s": len(running) / max(seconds, 1e-9)}
+            _append(metrics_path, entry)
+            if writer:
+                writer.add_scalar("train/loss", entry["loss"], iteration)
+            running, tic = [], time.perf_counter()
+        if iteration % config.val_every == 0 or iteration == config.max_iterations:
+            if rank == 0:
+                entry = {"kind": "validation", "iteration": iteration}
+                if val_loader is not None:
+                    t0 = time.perf_counter()
+                    entry.update(validate(model, val_loader, patch, device, amp))
+                    entry["seconds"] = time.perf_counter() - t0
+                    if entry["dice_mean"] > best:
+                        best, best_iteration = entry["dice_mean"], iteration
+                        save_checkpoint(run_dir / "checkpoint_best.pt", {"model": model.state_dict(),
+                                                                         "iteration": iteration, "metric": best})
+                entry["best_dice_mean"], entry["best_iteration"] = best, best_iteration
+                _append(metrics_path, entry)
+                if writer:
+                    for k, v in entry.items():
+                        if k.startswith("dice_"):
+                            writer.add_scalar(f"val/{k}", v, iteration)
+                save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                       "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                                       "iteration": iteration, "best_metric": best,
+                                       "best_iteration": best_iteration, "rng": _rng_state()})
+                if callback:
+                    callback(read_metrics(run_dir))
+            if distributed:
+                torch.distributed.barrier()
+        if iteration >= config.max_iterations:
+            break
+    bar.close()
+    if writer:
+        writer.close()
+    if distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    summary = {"iteration": iteration, "best_metric": best, "best_iteration": best_iteration,
+               "parameters": parameter_count(model)}
+    if rank == 0:
+        print(f"finished {iteration} iterations; best mean Dice {best:.4f} at iteration {best_iteration} -> {run_dir}")
+    return summary
+
+
+def _append(path: Path, entry: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """Every logged entry of a run (a half-written last line from a crash is ignored)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    entries = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return entries
+
+
+def chance_dice(label_fractions: dict[str, float]) -> float:
+    """Mean Dice of a guesser that labels voxels at random with the true class frequencies: the fraction itself."""
+    return float(np.mean([label_fractions[name] for name in FOREGROUND if not math.isnan(label_fractions[name])]))
