@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,6 +13,14 @@ from matplotlib.patches import Patch
 
 from .labels import FOREGROUND, STRUCTURE_COLOURS, to_structures
 from .spider import canonical_array, canonical_spacing
+
+HEADLESS_ENV = "SPIDER_KIT_HEADLESS"  # set by the notebook runner
+
+
+def headless() -> bool:
+    """True inside `python -m helpers run-notebooks` (papermill): no widgets, no 3D viewer."""
+    return os.environ.get(HEADLESS_ENV) == "1"
+
 
 OVERLAY_CMAP = ListedColormap(["none"] + [STRUCTURE_COLOURS[s] for s in FOREGROUND])
 
@@ -93,8 +102,24 @@ def show_views(views: list[SeriesView], indices: list[int | None] | None = None,
     return fig
 
 
-def slice_slider(view: SeriesView):
-    """An ipywidgets slider over the sagittal slices of one series (text only in headless runs)."""
+def slice_strip(view: SeriesView, count: int = 5, save: str | Path | None = None):
+    """`count` sagittal slices side by side, from one side of the spine to the other."""
+    indices = np.linspace(0, view.n_slices - 1, count).round().astype(int)
+    fig, axes = plt.subplots(1, count, figsize=(3 * count, 3.4))
+    for ax, index in zip(axes, indices):
+        view.draw(ax, int(index))
+    fig.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=100)
+    return fig
+
+
+def slice_slider(view: SeriesView, save: str | Path | None = None):
+    """An ipywidgets slider over the sagittal slices; in a headless run, a static strip of slices instead
+    (widgets cannot be stored in an executed notebook, and they can stall a headless kernel)."""
+    if headless():
+        return slice_strip(view, save=save)
     import ipywidgets as widgets
 
     def draw(index: int, overlay: bool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +26,11 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     """Execute notebooks in order; on failure raise KitError naming the notebook, cell and error."""
     import papermill as pm
 
+    from .display import HEADLESS_ENV
+    from .profiles import get_profile
+
+    os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no widgets, no 3D viewer
+    cell_timeout = 900 if get_profile(profile).name == "smoke" else None  # a stalled cell fails, named
     layout = run_layout(out)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile, "run_dir": str(layout.root.resolve()), "data_dir": data_dir or ""}
@@ -36,7 +42,7 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(book), str(target), parameters=params, kernel_name="python3",
-                                cwd=str(NOTEBOOK_DIR), progress_bar=False)
+                                cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=cell_timeout)
         except pm.PapermillExecutionError as e:
             raise KitError(f"{book.name} failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "
                            f"see the executed copy {target}") from None

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def _dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
 # ---------------------------------------------------------------- checkpoints
 def _rng_state() -> dict:
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": random.getstate()[0],
+    py_version, py_state, _ = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": list(py_state), "python_version": py_version,
              "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -159,22 +161,25 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 def validate(model, loader, patch, device, amp: bool) -> dict[str, float]:
     """Sliding-window Dice per structure (background excluded) and their mean."""
     from monai.inferers import sliding_window_inference
-    from monai.metrics import DiceMetric
+    from monai.metrics import compute_dice  # functional: no all-gather, so rank 0 can validate alone
     from monai.networks.utils import one_hot
 
-    metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
+    scores = []
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
         for batch in loader:
             image, label = batch["image"].to(device), batch["label"].to(device)
             logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
             pred = one_hot(logits.argmax(1, keepdim=True), len(STRUCTURES))
-            metric(pred, one_hot(label.long(), len(STRUCTURES)))
-    per = metric.aggregate().cpu().numpy()
+            scores.append(compute_dice(pred, one_hot(label.long(), len(STRUCTURES)), include_background=False,
+                                       ignore_empty=True).cpu().numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per = np.nanmean(np.concatenate(scores), axis=0)  # a structure absent from a case does not count
     model.train()
-    scores = {f"dice_{name}": float(v) for name, v in zip(FOREGROUND, per)}
-    scores["dice_mean"] = float(np.nanmean(per))
-    return scores
+    result = {f"dice_{name}": float(v) for name, v in zip(FOREGROUND, per)}
+    result["dice_mean"] = float(np.nanmean(per))
+    return result
 
 
 # ---------------------------------------------------------------- the loop
@@ -242,7 +247,8 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
         if rank == 0:
             print(f"{run_dir} already finished ({start} iterations); best mean Dice {best:.4f}")
         return {"iteration": start, "best_metric": best, "best_iteration": best_iteration}
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    # UNETR's ViT keeps parameters the segmentation output never uses
+    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
 
     train_ds = _dataset(data["training"], transforms(patch, config.samples_per_volume, True), run_dir,
                         config.num_workers)

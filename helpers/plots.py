@@ -1,0 +1,87 @@
+"""Training curves, a live plot for notebooks, and a diagram of UNETR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from .labels import FOREGROUND, STRUCTURE_COLOURS
+
+
+def plot_curves(entries: list[dict], save: str | Path | None = None, fig=None):
+    """Training loss and validation Dice per structure against iterations."""
+    fig = fig or plt.figure(figsize=(10, 3.6))
+    fig.clf()
+    ax_loss, ax_dice = fig.subplots(1, 2)
+    train = [e for e in entries if e["kind"] == "train"]
+    val = [e for e in entries if e["kind"] == "validation" and "dice_mean" in e]
+    ax_loss.plot([e["iteration"] for e in train], [e["loss"] for e in train], color="k")
+    ax_loss.set(xlabel="iteration", ylabel="Dice + cross-entropy loss", title="training loss")
+    for name in FOREGROUND:
+        ax_dice.plot([e["iteration"] for e in val], [e[f"dice_{name}"] for e in val], "o-",
+                     color=STRUCTURE_COLOURS[name], label=name)
+    ax_dice.plot([e["iteration"] for e in val], [e["dice_mean"] for e in val], "s--", color="grey", label="mean")
+    ax_dice.set(xlabel="iteration", ylabel="Dice (background excluded)", ylim=(0, 1), title="validation Dice")
+    ax_dice.legend(fontsize=8)
+    fig.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=110)
+    return fig
+
+
+class LivePlot:
+    """A training callback that redraws the curves in place in a notebook (a no-op picture headless)."""
+
+    def __init__(self):
+        from IPython.display import display
+
+        self.fig = plt.figure(figsize=(10, 3.6))
+        plt.close(self.fig)
+        self.handle = display(self.fig, display_id=True)
+
+    def __call__(self, entries: list[dict]) -> None:
+        plot_curves(entries, fig=self.fig)
+        if self.handle is not None:
+            self.handle.update(self.fig)
+
+
+def unetr_diagram(patch: tuple[int, int, int], save: str | Path | None = None):
+    """UNETR in one picture: 16^3 patches -> transformer encoder -> skip connections -> CNN decoder."""
+    fig, ax = plt.subplots(figsize=(11, 4.2))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 4.4)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", fc=colour, ec="k", lw=0.8))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
+
+    def arrow(a, b, style="-|>"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=10, lw=0.9, color="k"))
+
+    box(0.1, 1.6, 1.3, 1.2, f"input patch\n{patch[0]}x{patch[1]}x{patch[2]}\nvoxels", "#dddddd")
+    box(1.8, 1.6, 1.4, 1.2, "cut into 16^3\ncubes, embed\neach as a token", "#fde0c5")
+    arrow((1.4, 2.2), (1.8, 2.2))
+    for i, layer in enumerate((3, 6, 9, 12)):
+        box(3.6 + 1.1 * i, 3.2, 0.95, 0.8, f"transformer\nlayers ..{layer}", "#c6dbef")
+        arrow((3.6 + 1.1 * i + 0.47, 3.2), (3.6 + 1.1 * i + 0.47, 2.0))
+    arrow((3.2, 2.6), (3.6, 3.4))
+    for i in range(3):
+        arrow((3.6 + 1.1 * i + 0.95, 3.6), (3.6 + 1.1 * (i + 1), 3.6))
+    for i in range(4):
+        box(3.6 + 1.1 * i, 1.2, 0.95, 0.8, "reshape +\nupsample", "#c7e9c0")
+    box(3.6, 0.1, 5.35, 0.7, "CNN decoder: joins each skip connection, upsamples x2 per stage",
+        "#c7e9c0")
+    for i in range(4):
+        arrow((3.6 + 1.1 * i + 0.47, 1.2), (3.6 + 1.1 * i + 0.47, 0.8))
+    box(9.3, 0.9, 1.6, 1.6, "per-voxel scores\nbackground,\nvertebra, disc,\ncanal", "#fdd0a2")
+    arrow((8.95, 0.45), (9.5, 0.9))
+    ax.set_title("UNETR: a vision transformer encoder with a U-Net-style decoder (Hatamizadeh et al., 2022)",
+                 fontsize=10)
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=110, bbox_inches="tight")
+    return fig
