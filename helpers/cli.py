@@ -69,6 +69,32 @@ def _train(args) -> None:
     train(config)
 
 
+def _evaluate(args) -> None:
+    from .evaluate import evaluate, summarise
+
+    table = evaluate(args.run, args.datalist, args.part)
+    summary = summarise(table, part=args.part)
+    for key, stat in summary["metrics"].items():
+        if not key.startswith("clean_"):
+            print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
+    print(f"seed-style score (20 classes, background in): {summary['seed_style']['mean']}")
+    print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
+
+
+def _predict(args) -> None:
+    from .evaluate import predict_file
+
+    print(f"wrote {predict_file(args.image, args.run, args.out, spider_values=not args.structures)}")
+
+
+def _report(args) -> None:
+    from .paths import run_layout
+    from .report import build_report
+
+    out = args.out or run_layout(Path(args.run).parent).report
+    print(f"wrote {build_report(args.run, out, args.part)}")
+
+
 def _links(args) -> None:
     from .links import sync_links
 
@@ -128,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="predict a datalist part and score it on the original grids")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--datalist", type=Path, help="default: the run's own")
+    p.add_argument("--part", default="test", choices=["validation", "test"])
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="segment one series; the mask keeps the input's geometry")
+    p.add_argument("image", type=Path)
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--structures", action="store_true", help="write 0-3 structures instead of SPIDER values")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--out", type=Path, help="default: report/ for outputs/train, else <run>/../report")
+    p.add_argument("--part", default="test", choices=["validation", "test"])
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")

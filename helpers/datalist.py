@@ -93,6 +93,8 @@ def write_datalist(prep_dir: str | Path, out: str | Path, seed: int = 0, folds: 
     if manifest["settings"]["labels"] == "structures":
         datalist["labels"] = {str(i): name for i, name in enumerate(STRUCTURES)}
     datalist["preprocessing"] = manifest["settings"]
+    datalist["data"] = {"data_dir": manifest.get("data_dir", ""), "synthetic": manifest.get("synthetic", False),
+                        "prep_dir": os.path.relpath(prep_dir, out.parent)}
     for part in PARTS:
         for item in datalist[part]:
             for key in ("image", "label"):

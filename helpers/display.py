@@ -131,3 +131,27 @@ def slice_slider(view: SeriesView, save: str | Path | None = None):
     start = middle_slice(view.mask, view.n_slices)
     return widgets.interactive(draw, index=widgets.IntSlider(start, 0, view.n_slices - 1, description="slice"),
                                overlay=widgets.Checkbox(True, description="overlay"))
+
+
+def show_comparison(image: sitk.Image, reference: sitk.Image, prediction: sitk.Image, title: str, axes=None):
+    """Reference, prediction and errors (missed in blue, extra in red) on the mid-sagittal slice.
+
+    `reference` and `prediction` hold structure indices (0-3) on the image's grid."""
+    ref = SeriesView(image, reference, structures=True)
+    pred = SeriesView(image, prediction, structures=True)
+    index = middle_slice(ref.mask, ref.n_slices)
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(10, 3.8))
+    ref.draw(axes[0], index)
+    axes[0].set_title(f"{title}: reference", fontsize=9)
+    pred.draw(axes[1], index)
+    axes[1].set_title("prediction", fontsize=9)
+    ref.draw(axes[2], index, overlay=False)
+    missed = (ref.mask[index] > 0) & (pred.mask[index] != ref.mask[index])
+    extra = (pred.mask[index] > 0) & (pred.mask[index] != ref.mask[index])
+    errors = np.zeros(missed.shape + (4,))
+    errors[missed] = (0.1, 0.3, 1.0, 0.7)
+    errors[extra] = (1.0, 0.1, 0.1, 0.7)
+    axes[2].imshow(errors, extent=axes[2].images[0].get_extent(), interpolation="nearest")
+    axes[2].set_title("errors: missed (blue), extra (red)", fontsize=9)
+    return axes

@@ -43,6 +43,11 @@ class RunLayout:
     def train(self) -> Path:
         return self.root / "train"
 
+    @property
+    def report(self) -> Path:
+        """The kit's report/ for the default run; <run>/report for any other run."""
+        return REPORT_DIR if self.root.resolve() == OUTPUT_DIR.resolve() else self.root / "report"
+
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """The dataset folder a notebook or command uses: the given one, else the synthetic default."""

@@ -34,7 +34,7 @@ class ResampleSettings:
     size: tuple[int, int, int] = SEED_FIXED_SIZE
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = (0.5, 99.5)
-    version: int = 2
+    version: int = 3
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -168,7 +168,8 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
               "original": original, "resampled": _geometry(out_img), "normalisation": norm,
               "labels_present": [int(v) for v in np.unique(sitk.GetArrayViewFromImage(out_lab))],
-              "settings": settings.key(), "source": _source_signature(series)}
+              "settings": settings.key(), "source": _source_signature(series),
+              "source_image": str(series.image), "source_mask": str(series.mask)}
     write_text_atomic(out / "records" / f"{series.stem}.json", json.dumps(record, indent=1))
     return record
 
@@ -251,13 +252,17 @@ def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSe
         bar.close()
         if pool:
             pool.shutdown()
-    write_manifest(out, settings, [records[k] for k in sorted(records, key=lambda k: (records[k]["patient"], k))])
+    write_manifest(out, settings, [records[k] for k in sorted(records, key=lambda k: (records[k]["patient"], k))],
+                   data_dir)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def write_manifest(out: Path, settings: ResampleSettings, records: list[dict]) -> None:
-    manifest = {"settings": asdict(settings), "settings_key": settings.key(), "series": records}
+def write_manifest(out: Path, settings: ResampleSettings, records: list[dict], data_dir: Path) -> None:
+    from .synth import MARKER
+
+    manifest = {"settings": asdict(settings), "settings_key": settings.key(), "data_dir": str(data_dir),
+                "synthetic": (data_dir / MARKER).is_file(), "series": records}
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
     rows = ["series,patient,sequence,subset,orientation,original_size,original_spacing,size,spacing,"
             "p_low_value,p_high_value"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -425,6 +426,9 @@ def write_dataset(out: str | Path, cases: int = 10, seed: int = 0, scale: float 
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / "overview.csv", buf.getvalue())
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.mha")) + ["overview.csv"]
+    settings = {"cases": cases, "seed": seed, "scale": scale, "generator": 1}
+    write_text_atomic(out / MARKER, json.dumps({"settings": settings, "files": files}, indent=1))
     return out
 
 
@@ -437,8 +441,6 @@ def ensure_synthetic(out: str | Path, cases: int, seed: int = 0, scale: float = 
     Returns True when it wrote data. Refuses a non-empty folder that it did not make, so real data
     is never overwritten.
     """
-    import json
-
     out = Path(out)
     settings = {"cases": cases, "seed": seed, "scale": scale, "generator": 1}
     marker = out / MARKER
@@ -454,6 +456,4 @@ def ensure_synthetic(out: str | Path, cases: int, seed: int = 0, scale: float = 
         raise DataError(out, "is not empty and was not made by the synthetic generator; "
                              "choose an empty folder for synthetic data")
     write_dataset(out, cases=cases, seed=seed, scale=scale)
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.mha")) + ["overview.csv"]
-    write_text_atomic(marker, json.dumps({"settings": settings, "files": files}, indent=1))
     return True

@@ -52,6 +52,7 @@ class TrainConfig:
     amp: bool = True  # used on CUDA only
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # where the data came from, and whether it is synthetic
 
     def resolved(self) -> TrainConfig:
         """Fill what was left to the profile."""
@@ -94,6 +95,7 @@ def load_datalist(path: str | Path) -> dict[str, list[dict]]:
     if not out["training"]:
         raise DataError(path, "the training list is empty")
     out["preprocessing"] = raw.get("preprocessing", {})
+    out["data"] = raw.get("data", {})
     return out
 
 
@@ -214,7 +216,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     config = config.resolved()
     run_dir = Path(config.run_dir)
     data = load_datalist(config.datalist)
-    config.preprocessing = data["preprocessing"]
+    config.preprocessing, config.data = data["preprocessing"], data["data"]
     _check_resumable(run_dir, config)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

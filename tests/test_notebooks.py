@@ -27,6 +27,9 @@ def test_course_runs_headless(tmp_path):
     assert (out / "tables" / "inspection.csv").is_file()
     assert (out / "prep" / "manifest.json").is_file() and (out / "datalist.json").is_file()
     assert (out / "train" / "checkpoint_best.pt").is_file() and (out / "figures" / "05_curves.png").is_file()
+    assert (out / "train" / "eval" / "test" / "metrics.csv").is_file()
+    report = (out / "report" / "README.md").read_text()
+    assert "Synthetic data" in report and "per structure" in report
     # a rerun of notebook 00 with the same settings leaves the data alone
     before = tree_digest(data)
     run_notebooks("smoke", only=["00"], data_dir=str(data), out=str(out))

@@ -1,0 +1,158 @@
+"""The report of a run, built from its artifacts only (config, metrics, evaluation), never from typed numbers."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DataError, write_text_atomic
+from .labels import FOREGROUND
+
+# SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
+REFERENCE_RESULTS = {
+    "official baseline (iterative instance segmentation)": {"vertebra": (0.93, 0.05), "disc": (0.84, 0.10),
+                                                            "canal": (0.92, 0.04)},
+    "nnU-Net (as reported with the paper)": {"vertebra": (0.92, 0.05), "disc": (0.86, 0.09), "canal": (0.92, 0.03)},
+}
+SEED_REPORTED = 0.7154  # the seed project's best validation number (series split, 20 classes, background in)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    rows = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
+    rows += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def _fmt(stat: dict | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "n/a"
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}"
+
+
+def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
+    """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
+    from .datalist import split_table
+    from .plots import plot_curves
+    from .train import read_metrics
+
+    run_dir, out = Path(run_dir), Path(out)
+    eval_dir = run_dir / "eval" / part
+    for needed in (run_dir / "config.json", eval_dir / "summary.json", eval_dir / "metrics.csv"):
+        if not needed.is_file():
+            raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    datalist = json.loads(Path(config["datalist"]).read_text())
+    entries = read_metrics(run_dir)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_curves(entries, save=figures / "curves.png")
+    for extra in sorted((run_dir / "eval" / part).glob("*.png")):
+        shutil.copyfile(extra, figures / extra.name)
+    m = summary["metrics"]
+    synthetic = bool(config.get("data", {}).get("synthetic"))
+    best = max((e for e in entries if e["kind"] == "validation" and "dice_mean" in e),
+               key=lambda e: e["dice_mean"], default=None)
+
+    lines = ["# Results of a training run", ""]
+    if synthetic:
+        lines += ["> **Synthetic data.** This run trained and was scored on the kit's synthetic SPIDER-format data,",
+                  "> not on the real dataset. Its numbers check the pipeline; they say nothing about real spines.", ""]
+    lines += [f"Built by `python -m helpers report --run {run_dir}` from the run's own files "
+              f"(`config.json`, `metrics.jsonl`, `eval/{part}/`). Profile `{config['profile']}`, model "
+              f"`{config['model']}`, {config['max_iterations']} iterations, checkpoint `{summary.get('checkpoint')}`.", ""]
+    lines += ["## Data and split", "", datalist.get("split", ""), "",
+              markdown_table(split_table(datalist).reset_index()), ""]
+    pre = config["preprocessing"]
+    spacing = " x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing") else "n/a"
+    lines += ["## Preprocessing", "",
+              f"- reorientation to {'PIR'} from the direction cosines; resampling mode `{pre['mode']}`, spacing {spacing}",
+              f"- intensity: each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} "
+              "percentiles and scaled to [0, 1] (no CT window)",
+              f"- labels: `{pre['labels']}` (0 background, 1 vertebra, 2 disc, 3 canal)", ""]
+    lines += ["## Training", "", "![training curves](figures/curves.png)", ""]
+    if best:
+        lines += [f"Best validation mean Dice {best['dice_mean']:.3f} at iteration {best['iteration']} "
+                  f"(vertebra {best['dice_vertebra']:.3f}, disc {best['dice_disc']:.3f}, canal {best['dice_canal']:.3f}).", ""]
+    lines += [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
+              "Computed on each series' original grid, in mm; mean ± sd over series.", "",
+              "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice after cleanup |", "| --- | --- | --- | --- | --- |"]
+    for name in FOREGROUND:
+        lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
+                     f"| {_fmt(m[f'clean_dice_{name}'])} |")
+    lines += ["", f"Inference: {summary['seconds_per_case']:.2f} s per series on this machine.", ""]
+    lines += ["## How these numbers compare", "",
+              "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
+              f"| this run, per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
+              f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
+              f"{summary['dice_mean_structures']} |",
+              f"| this run, seed's way (20 instance classes, background in) | same predictions | | | | "
+              f"{_fmt(summary['seed_style'])} |"]
+    for name, ref in REFERENCE_RESULTS.items():
+        lines.append(f"| {name} | SPIDER hidden test set | {ref['vertebra'][0]} ± {ref['vertebra'][1]} "
+                     f"| {ref['disc'][0]} ± {ref['disc'][1]} | {ref['canal'][0]} ± {ref['canal'][1]} | |")
+    lines += [f"| seed project (reported) | its validation split, by series | | | | {SEED_REPORTED} |", "",
+              "Why these are different numbers:",
+              "- The seed's 0.7154 is one mean over 20 instance classes **with background included**, on a validation "
+              "split made by series in which 36 of 44 validation patients also had series in training. Background "
+              "Dice is close to 1 for any sensible model, and leaked patients are easy: both lift that number. "
+              "Instance classes also punish every numbering slip (a vertebra called 3 instead of 4 scores 0 on both), "
+              "which lowers it. So it is neither comparable with a per-structure Dice nor with the challenge; the row "
+              "above computes it on this run's predictions to show the size of the gap.",
+              "- The challenge numbers are per structure, without background, on a hidden test set of 39 patients, "
+              "matching each reference instance to a predicted one; this kit's Dice is per structure (semantic), on "
+              f"the `{part}` patients.", ""]
+    lines += ["## Limitations", "",
+              "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
+                      if synthetic else "") + "The smoke profile trains for a few dozen iterations on a CPU: enough to "
+              "test the pipeline, not to segment well. Use the `gpu` profile on the real data for real numbers.",
+              "- Dice here is per structure (semantic); instance numbering (SPIDER values) comes from connected "
+              "components and is not scored per instance.",
+              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
+              "left out of that mean.", ""]
+    markdown = "\n".join(lines)
+    write_text_atomic(out / "README.md", markdown)
+    write_text_atomic(out / "index.html", _html(markdown))
+    return out / "README.md"
+
+
+def _html(markdown: str) -> str:
+    """A small Markdown-to-HTML rendering of the report (headings, paragraphs, lists, tables, images)."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            rows = [r.strip("|").split("|") for r in table if not set(r) <= set("|- ")]
+            cells = []
+            for i, row in enumerate(rows):
+                tag = "th" if i == 0 else "td"
+                cells.append("<tr>" + "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in row) + "</tr>")
+            body.append("<table>" + "".join(cells) + "</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            alt, src = line[2:].split("](")
+            body.append(f'<img alt="{html.escape(alt)}" src="{html.escape(src.rstrip(")"))}" style="max-width:100%">')
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.startswith("> "):
+            body.append(f"<blockquote>{html.escape(line[2:])}</blockquote>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title><style>{style}</style></head><body>" \
+           + "\n".join(body) + "</body></html>\n"

@@ -1,0 +1,124 @@
+"""Metrics on hand-made cases, predictions on the original grid, the report, and predict on real data."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from helpers.datalist import write_datalist
+from helpers.evaluate import Predictor, evaluate, seed_style_score, structure_metrics, to_spider_values
+from helpers.report import build_report
+from helpers.resample import resample_dataset
+from helpers.spider import read_series, scan_dataset
+from helpers.train import TrainConfig, train
+
+
+def test_identical_masks_score_perfectly():
+    ref = np.zeros((20, 30, 30), np.uint8)
+    ref[5:15, 10:20, 10:20] = 1
+    ref[2:4, 5:25, 5:25] = 2
+    ref[16:18, 5:8, 5:8] = 3
+    m = structure_metrics(ref, ref.copy(), (1.0, 1.0, 1.0))
+    for name in ("vertebra", "disc", "canal"):
+        assert m[f"dice_{name}"] == 1 and m[f"hd95_{name}"] == 0 and m[f"assd_{name}"] == 0
+
+
+def test_shifted_box_has_the_known_distance():
+    ref = np.zeros((40, 40, 40), np.uint8)
+    ref[10:20, 10:20, 10:20] = 1
+    pred = np.roll(ref, 3, axis=2)  # 3 voxels along x, spacing 2 mm there -> 6 mm
+    m = structure_metrics(ref, pred, (1.0, 1.0, 2.0))
+    assert m["hd95_vertebra"] == pytest.approx(6.0)
+    assert m["dice_vertebra"] == pytest.approx(0.7)
+    assert np.isnan(m["dice_disc"]) and np.isnan(m["hd95_disc"])
+
+
+def test_seed_style_counts_background():
+    ref = np.zeros((10, 10, 10), np.int16)
+    ref[2:5] = 1
+    pred = ref.copy()
+    pred[2:5] = 2  # right structure, wrong number: every instance class scores 0
+    assert seed_style_score(ref, pred) == pytest.approx(np.mean([1.0, 0.0, 0.0]))
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    resample_dataset(small_dataset, root / "prep", progress=False)
+    write_datalist(root / "prep", root / "datalist.json")
+    train(TrainConfig(str(root / "datalist.json"), str(root / "run"), max_iterations=4, val_every=2), progress=False)
+    return root
+
+
+def test_spider_values_numbered_bottom_up(small_dataset):
+    for s in scan_dataset(small_dataset).complete[:4]:
+        _, mask = read_series(s)
+        from helpers.labels import to_structures
+        structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
+        structures.CopyInformation(mask)
+        rebuilt = sitk.GetArrayFromImage(to_spider_values(structures))
+        original = sitk.GetArrayFromImage(mask)
+        assert np.array_equal(rebuilt == 100, original == 100)
+        labelled = (original >= 1) & (original <= 25)
+        assert (rebuilt[labelled] == original[labelled]).mean() > 0.95, s.stem
+
+
+@pytest.mark.slow
+def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, small_dataset, tmp_path):
+    run = trained / "run"
+    table = evaluate(run, part="test", progress=False)
+    preds = run / "eval" / "test" / "predictions"
+    orientations = set()
+    for row in table.itertuples():
+        series = next(s for s in scan_dataset(small_dataset).complete if s.stem == row.series)
+        image, _ = read_series(series)
+        for name in (f"{row.series}.mha", f"{row.series}_structures.mha"):
+            pred = sitk.ReadImage(str(preds / name))
+            assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetOrigin(), image.GetOrigin())
+            assert np.allclose(pred.GetDirection(), image.GetDirection())
+        orientations.add(sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection()))
+    assert "PIR" in orientations  # T2 SPACE in the test part: predictions go back onto a PIR grid too
+    report = build_report(run, tmp_path / "report")
+    text = report.read_text()
+    csv = pd.read_csv(run / "eval" / "test" / "metrics.csv")
+    for name in ("vertebra", "disc", "canal"):
+        assert f"{csv[f'dice_{name}'].mean():.3f} ± {csv[f'dice_{name}'].std(ddof=0):.3f}" in text
+    assert "Synthetic data" in text.splitlines()[2] and "0.7154" in text and "0.93 ± 0.05" in text
+    assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
+    assert (tmp_path / "report" / "figures" / "curves.png").is_file()
+
+
+def test_predict_any_orientation_keeps_geometry(trained, small_dataset, tmp_path):
+    series = scan_dataset(small_dataset).complete[0]
+    image, _ = read_series(series)
+    for orient in ("LPS", "PIR", "RAI"):
+        path = tmp_path / f"in_{orient}.mha"
+        sitk.WriteImage(sitk.DICOMOrient(image, orient), str(path))
+        out = tmp_path / f"out_{orient}.mha"
+        run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(path), "--run", str(trained / "run"),
+                              "--out", str(out)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        pred, src = sitk.ReadImage(str(out)), sitk.ReadImage(str(path))
+        assert pred.GetSize() == src.GetSize() and np.allclose(pred.GetDirection(), src.GetDirection())
+        assert np.allclose(pred.GetOrigin(), src.GetOrigin())
+
+
+def test_predict_on_a_real_sample(trained, real_samples, tmp_path):
+    image = real_samples / "images" / "7_t2_SPACE.mha"
+    out = tmp_path / "7.mha"
+    Predictor(trained / "run")  # loads
+    run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(image), "--run", str(trained / "run"),
+                          "--out", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    src, pred = sitk.ReadImage(str(image)), sitk.ReadImage(str(out))
+    assert pred.GetSize() == src.GetSize() and pred.GetSpacing() == src.GetSpacing()
+    assert np.allclose(pred.GetDirection(), src.GetDirection())
+
+
+def test_evaluate_without_a_run_says_so(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "helpers", "evaluate", "--run", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "config.json: not found" in run.stderr
