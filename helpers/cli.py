@@ -95,6 +95,14 @@ def _report(args) -> None:
     print(f"wrote {build_report(args.run, out, args.part)}")
 
 
+def _download(args) -> None:
+    from .download import ZENODO_FILES_URL, download, read_manifest_file
+
+    manifest = read_manifest_file(args.manifest) if args.manifest else None
+    download(args.to, args.base_url or ZENODO_FILES_URL, manifest)
+    print(f"SPIDER is ready in {args.to}; next: notebook 00 with data_dir = {str(args.to)!r}")
+
+
 def _links(args) -> None:
     from .links import sync_links
 
@@ -173,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="default: report/ for outputs/train, else <run>/../report")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("download", help="download, verify and extract the SPIDER dataset (resumable)")
+    p.add_argument("--to", required=True, type=Path)
+    p.add_argument("--base-url", help="fetch NAME from BASE_URL/NAME (default: Zenodo record 10159290)")
+    p.add_argument("--manifest", type=Path, help='JSON {"files": [{"name", "sha256", "size"}]}')
+    p.set_defaults(func=_download)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")
