@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+DRIVE_ROOT = os.environ.get("SPIDER_KIT_DRIVE_ROOT", "/content/drive/MyDrive/spider-unetr-kit")
 
 
 def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def setup() -> None:
-    """Set plotting defaults and say which device (and so which profile) this runtime suits."""
+def setup(use_drive: bool | None = None) -> None:
+    """Plotting defaults, Google Drive on Colab (data, runs and checkpoints survive a disconnect), and a
+    word about the device. Locally and headless: only the plotting defaults and the device line."""
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 90, "image.interpolation": "nearest"})
+    if use_drive is None:
+        use_drive = os.environ.get("SPIDER_KIT_DRIVE", "1") == "1"
+    if in_colab() and use_drive and "helpers.paths" not in sys.modules:
+        from google.colab import drive
+
+        drive.mount("/content/drive")
+        os.environ["SPIDER_KIT_HOME"] = DRIVE_ROOT
+        os.makedirs(DRIVE_ROOT, exist_ok=True)
+        print(f"Google Drive mounted: data, runs and checkpoints go to {DRIVE_ROOT}; after a disconnect, "
+              "run the notebook again and training resumes. (Set SPIDER_KIT_DRIVE=0 to stay on the runtime.)")
     from .profiles import device_message
 
     print(device_message())

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-DATA_DIR = ROOT / "data" / "synthetic"  # the embedded default dataset, made by notebook 00
-REAL_DATA_DIR = ROOT / "data" / "spider"  # where the real SPIDER dataset goes
-OUTPUT_DIR = ROOT / "outputs"  # executed notebooks, figures, preprocessed data, runs
-REPORT_DIR = ROOT / "report"
+# Where data and runs live: the repository, or (on Colab) a Google Drive folder that survives disconnects
+HOME = Path(os.environ.get(HOME_ENV := "SPIDER_KIT_HOME", ROOT))
+DATA_DIR = HOME / "data" / "synthetic"  # the embedded default dataset, made by notebook 00
+REAL_DATA_DIR = HOME / "data" / "spider"  # where the real SPIDER dataset goes
+OUTPUT_DIR = HOME / "outputs"  # executed notebooks, figures, preprocessed data, runs
+REPORT_DIR = HOME / "report"
 
 
 @dataclass(frozen=True)
