@@ -103,6 +103,13 @@ def _download(args) -> None:
     print(f"SPIDER is ready in {args.to}; next: notebook 00 with data_dir = {str(args.to)!r}")
 
 
+def _bench(args) -> None:
+    from .bench import run_bench
+
+    run_bench(args.out, quick=args.quick)
+    print((args.out / "benchmarks.md").read_text())
+
+
 def _links(args) -> None:
     from .links import sync_links
 
@@ -187,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="fetch NAME from BASE_URL/NAME (default: Zenodo record 10159290)")
     p.add_argument("--manifest", type=Path, help='JSON {"files": [{"name", "sha256", "size"}]}')
     p.set_defaults(func=_download)
+
+    p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")

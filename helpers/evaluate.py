@@ -44,7 +44,11 @@ class Predictor:
             raise DataError(self.run_dir, "holds no checkpoint yet; train first")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.patch = monai_order(self.config["patch_size"])
-        self.model = build_model(self.config["model"], self.patch, self.config["model_options"]).to(self.device)
+        from .train import class_structures
+
+        self.classes = class_structures(self.config)
+        self.model = build_model(self.config["model"], self.patch, self.config["model_options"],
+                                 out_channels=len(self.classes)).to(self.device)
         self.model.load_state_dict(load_checkpoint(path)["model"])
         self.model.eval()
         self.checkpoint = path.name
@@ -58,12 +62,12 @@ class Predictor:
 
         canon = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
         size, spacing, origin = _target_grid(canon, self.settings, self.settings.spacing)
-        normed, _ = normalise(canon, self.settings.percentiles)
+        normed, _ = normalise(canon, self.settings.percentiles, self.settings.intensity)
         grid = resample_image(normed, size, spacing, origin)
         x = torch.from_numpy(sitk.GetArrayFromImage(grid).T.copy())[None, None].to(self.device)  # (AP, SI, LR)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             logits = sliding_window_inference(x, self.patch, 4, self.model, overlap=0.25)
-        labels = logits.argmax(1)[0].cpu().numpy().T.astype(np.uint8)
+        labels = self.classes[logits.argmax(1)[0].cpu().numpy()].T.astype(np.uint8)  # classes -> structures
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)
         return back_to_grid(pred, image)

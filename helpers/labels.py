@@ -82,3 +82,16 @@ def label_name(value: int) -> str:
 def instance_classes(max_level: int = 9) -> list[int]:
     """SPIDER values of the seed project's instance classes: vertebrae 1..n, canal, discs 201..200+n."""
     return [0, *range(1, max_level + 1), CANAL_LABEL, *range(201, 201 + max_level)]
+
+
+def seed_class_structures(max_level: int = 9) -> np.ndarray:
+    """Structure index of each of the seed project's instance classes (0 bg, 1..n vertebrae, canal, discs)."""
+    return np.array([0 if v == 0 else _LUT[v] for v in instance_classes(max_level)], dtype=np.int64)
+
+
+def seed_class_lut(max_level: int = 9) -> np.ndarray:
+    """SPIDER value -> seed class index; values beyond the seed's 9 levels become background (0)."""
+    lut = np.zeros(_MAX_LABEL + 1, dtype=np.int64)
+    for index, value in enumerate(instance_classes(max_level)):
+        lut[value] = index
+    return lut

@@ -34,6 +34,7 @@ class ResampleSettings:
     size: tuple[int, int, int] = SEED_FIXED_SIZE
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = (0.5, 99.5)
+    intensity: str = "percentile"  # or "ct_window": the seed's fixed [-1000, 3096] -> [0, 1], for comparison
     version: int = 3
 
     def key(self) -> str:
@@ -111,10 +112,17 @@ def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
     return out
 
 
-def normalise(image: sitk.Image, percentiles=(0.5, 99.5)) -> tuple[sitk.Image, dict]:
-    """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range."""
+CT_WINDOW = (-1000.0, 3096.0)  # the seed project's window, made for one of SPIDER's conventions
+
+
+def normalise(image: sitk.Image, percentiles=(0.5, 99.5), intensity: str = "percentile") -> tuple[sitk.Image, dict]:
+    """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range.
+    `intensity="ct_window"` applies the seed's fixed window instead (for comparison only)."""
     arr = sitk.GetArrayFromImage(image).astype(np.float32)
-    lo, hi = (float(v) for v in np.percentile(arr, percentiles))
+    if intensity == "ct_window":
+        lo, hi = CT_WINDOW
+    else:
+        lo, hi = (float(v) for v in np.percentile(arr, percentiles))
     if hi <= lo:
         hi = lo + 1.0
     out = sitk.GetImageFromArray(np.clip((arr - lo) / (hi - lo), 0, 1).astype(np.float32))
@@ -153,7 +161,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     canon_img = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
     canon_mask = sitk.DICOMOrient(mask, CANONICAL_ORIENTATION)
     size, new_spacing, origin = _target_grid(canon_img, settings, spacing)
-    normed, norm = normalise(canon_img, settings.percentiles)
+    normed, norm = normalise(canon_img, settings.percentiles, settings.intensity)
     if settings.labels == "structures":
         lab = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(canon_mask)))
         lab.CopyInformation(canon_mask)

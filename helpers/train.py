@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .errors import DataError, KitError, atomic_path, write_text_atomic
-from .labels import FOREGROUND, STRUCTURES
+from .labels import FOREGROUND, STRUCTURES, seed_class_lut, seed_class_structures
 from .models import build_model, monai_order, parameter_count
 from .profiles import get_profile
 
@@ -50,6 +50,7 @@ class TrainConfig:
     num_workers: int | None = None
     log_every: int = 5
     amp: bool = True  # used on CUDA only
+    augment: bool = True  # False: patches only (the seed trained without augmentation)
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # where the data came from, and whether it is synthetic
@@ -99,13 +100,32 @@ def load_datalist(path: str | Path) -> dict[str, list[dict]]:
     return out
 
 
-def transforms(patch: tuple[int, ...], samples: int, train: bool):
+def class_structures(config: dict) -> np.ndarray:
+    """Structure index of each output class: identity for structures, the seed's 20 classes for instances."""
+    if config.get("preprocessing", {}).get("labels") == "instances":
+        return seed_class_structures()
+    return np.arange(len(STRUCTURES))
+
+
+class _SeedClasses:
+    """SPIDER values -> the seed's class indices (a picklable transform for data-loader workers)."""
+
+    def __init__(self):
+        self.lut = torch.as_tensor(seed_class_lut())
+
+    def __call__(self, label):
+        return self.lut[torch.as_tensor(label).long()].to(torch.uint8)
+
+
+def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: bool = False, augment: bool = True):
     """Deterministic loading (cached), then random patches and spine-MR augmentation for training."""
     from monai import transforms as T
 
     det = [T.LoadImaged(KEYS, reader="NibabelReader"), T.EnsureChannelFirstd(KEYS),
-           T.EnsureTyped("image", dtype=torch.float32), T.EnsureTyped("label", dtype=torch.uint8),
-           T.SpatialPadd(KEYS, spatial_size=patch)]
+           T.EnsureTyped("image", dtype=torch.float32)]
+    if instances:  # SPIDER values -> the seed's 20 classes; vertebrae and discs above level 9 become background
+        det.append(T.Lambdad("label", _SeedClasses()))
+    det += [T.EnsureTyped("label", dtype=torch.uint8), T.SpatialPadd(KEYS, spatial_size=patch)]
     if not train:
         return T.Compose(det)
     lr_axis = 2  # MONAI order (AP, SI, LR): flip left-right only; anterior/posterior and up/down are not symmetric
@@ -116,7 +136,7 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool):
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
             T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
-    return T.Compose(det + rand)
+    return T.Compose(det + (rand if augment else rand[:1]))
 
 
 def _dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
@@ -160,20 +180,23 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 # ---------------------------------------------------------------- validation
-def validate(model, loader, patch, device, amp: bool) -> dict[str, float]:
-    """Sliding-window Dice per structure (background excluded) and their mean."""
+def validate(model, loader, patch, device, amp: bool, classes: np.ndarray | None = None) -> dict[str, float]:
+    """Sliding-window Dice per structure (background excluded) and their mean; `classes` maps outputs to
+    structures, so instance-class models are scored the same way."""
     from monai.inferers import sliding_window_inference
     from monai.metrics import compute_dice  # functional: no all-gather, so rank 0 can validate alone
     from monai.networks.utils import one_hot
 
     scores = []
+    lut = torch.as_tensor(classes if classes is not None else np.arange(len(STRUCTURES)), device=device)
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
         for batch in loader:
             image, label = batch["image"].to(device), batch["label"].to(device)
             logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
-            pred = one_hot(logits.argmax(1, keepdim=True), len(STRUCTURES))
-            scores.append(compute_dice(pred, one_hot(label.long(), len(STRUCTURES)), include_background=False,
+            pred = one_hot(lut[logits.argmax(1, keepdim=True)], len(STRUCTURES))
+            truth = one_hot(lut[label.long()], len(STRUCTURES))
+            scores.append(compute_dice(pred, truth, include_background=False,
                                        ignore_empty=True).cpu().numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -226,7 +249,9 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     patch = monai_order(config.patch_size)
 
     set_determinism(config.seed + rank)
-    model = build_model(config.model, patch, config.model_options).to(device)
+    classes = class_structures(asdict(config))
+    instances = len(classes) != len(STRUCTURES)
+    model = build_model(config.model, patch, config.model_options, out_channels=len(classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, config.max_iterations // 50),
                                      t_total=config.max_iterations)
@@ -252,15 +277,15 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     # UNETR's ViT keeps parameters the segmentation output never uses
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
 
-    train_ds = _dataset(data["training"], transforms(patch, config.samples_per_volume, True), run_dir,
-                        config.num_workers)
+    train_ds = _dataset(data["training"], transforms(patch, config.samples_per_volume, True, instances,
+                                                     config.augment), run_dir, config.num_workers)
     sampler = DistributedSampler(train_ds, shuffle=True) if distributed else None
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=config.num_workers, drop_last=False)
     val_loader = None
     if rank == 0 and data["validation"]:
-        val_loader = DataLoader(_dataset(data["validation"], transforms(patch, 1, False), run_dir, config.num_workers),
-                                batch_size=1, num_workers=config.num_workers)
+        val_loader = DataLoader(_dataset(data["validation"], transforms(patch, 1, False, instances), run_dir,
+                                         config.num_workers), batch_size=1, num_workers=config.num_workers)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
 
     def batches():
@@ -311,7 +336,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
                 entry = {"kind": "validation", "iteration": iteration}
                 if val_loader is not None:
                     t0 = time.perf_counter()
-                    entry.update(validate(model, val_loader, patch, device, amp))
+                    entry.update(validate(model, val_loader, patch, device, amp, classes))
                     entry["seconds"] = time.perf_counter() - t0
                     if entry["dice_mean"] > best:
                         best, best_iteration = entry["dice_mean"], iteration

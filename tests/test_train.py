@@ -126,3 +126,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_dataset, tmp_pa
     with pytest.raises(TrainingDiverged, match="iteration 3"):
         train(config, progress=False)
     assert hashlib.sha256((tmp_path / "run" / "checkpoint_last.pt").read_bytes()).hexdigest() == digest
+
+
+def test_seed_classes_map_to_structures():
+    from helpers.labels import seed_class_lut, seed_class_structures
+    from helpers.train import _SeedClasses
+
+    label = torch.tensor([[0, 1, 9, 10, 100, 201, 209, 210, 25]])
+    classes = _SeedClasses()(label)
+    assert classes.tolist() == [[0, 1, 9, 0, 10, 11, 19, 0, 0]]  # levels above 9 become background, never canal
+    assert seed_class_structures()[classes].tolist() == [[0, 1, 1, 0, 3, 2, 2, 0, 0]]
+    assert seed_class_lut()[100] == 10

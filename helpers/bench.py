@@ -1,0 +1,317 @@
+"""Benchmarks: how fast and how good, beside the seed project's recipe, measured in one run.
+
+`python -m helpers bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md`. Figures only:
+targets are compared and reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import write_text_atomic
+
+TARGETS = {"course_seconds": 300, "data_wait_share": 0.05, "preprocessing_ratio": 3.0}
+
+
+def machine() -> dict:
+    import monai
+    import torch
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "ram_gib": round(ram, 1), "torch": torch.__version__, "monai": monai.__version__,
+            "threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return info
+
+
+def _isolated(fn, *args):
+    """Run fn(*args) in a fresh process; returns (result, peak resident memory of that process in MB)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_with_peak, fn, *args).result()
+
+
+def _with_peak(fn, *args):
+    """fn's result and this process's own peak memory (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    result = fn(*args)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return result, int(line.split()[1]) / 1024
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- preprocessing
+def seed_style_preprocess(data_dir: Path, out: Path) -> int:
+    """The seed's preprocessing, for comparison: one process, reorient to RPS, resample to 32x128x128
+    (linear, no anti-aliasing), CT window to [0, 1], nearest-neighbour masks."""
+    from .spider import read_series, scan_dataset
+
+    out.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for s in scan_dataset(data_dir).complete:
+        image, mask = read_series(s)
+        image, mask = sitk.DICOMOrient(image, "RPS"), sitk.DICOMOrient(mask, "RPS")
+        size = (128, 128, 32)
+        spacing = [sz * sp / n for sz, sp, n in zip(image.GetSize(), image.GetSpacing(), size)]
+        img = sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
+                            image.GetDirection(), 0.0, sitk.sitkFloat32)
+        img = sitk.Clamp((img + 1000.0) / 4096.0, sitk.sitkFloat32, 0.0, 1.0)
+        lab = sitk.Resample(mask, size, sitk.Transform(), sitk.sitkNearestNeighbor, image.GetOrigin(), spacing,
+                            image.GetDirection(), 0, mask.GetPixelID())
+        sitk.WriteImage(img, str(out / f"{s.stem}_image.nii.gz"))
+        sitk.WriteImage(lab, str(out / f"{s.stem}_label.nii.gz"))
+        count += 1
+    return count
+
+
+def bench_preprocessing(tmp: Path, patients: int) -> dict:
+    from .resample import resample_dataset
+    from .synth import write_dataset
+
+    t0 = time.perf_counter()
+    data = write_dataset(tmp / "spider_sized", cases=patients, seed=11, scale=1.0, progress=False)
+    synth_s = time.perf_counter() - t0
+    n = len(list((data / "images").glob("*.mha")))
+    out = {"series": n, "synth_seconds": synth_s}
+    shapes = [sitk.ReadImage(str(p)).GetSize() for p in sorted((data / "images").glob("*.mha"))]
+    out["median_voxels_millions"] = float(np.median([np.prod(s) for s in shapes]) / 1e6)
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        resample_dataset(data, tmp / f"prep_w{workers}", workers=workers, progress=False)
+        out[f"kit_series_per_s_{workers}w"] = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    resample_dataset(data, tmp / "prep_w2", workers=2, progress=False)
+    out["kit_rerun_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    seed_style_preprocess(data, tmp / "seed_prep")
+    out["seed_series_per_s"] = n / (time.perf_counter() - t0)
+    out["ratio_2w_vs_seed"] = out["kit_series_per_s_2w"] / out["seed_series_per_s"]
+    from .resample import read_manifest
+
+    out["kit_output_voxels_millions"] = float(np.median([np.prod(r["resampled"]["size"])
+                                                         for r in read_manifest(tmp / "prep_w1")["series"]]) / 1e6)
+    out["ratio_1w_vs_seed"] = out["kit_series_per_s_1w"] / out["seed_series_per_s"]
+    return out
+
+
+# ---------------------------------------------------------------- data path, steps, inference
+def _smoke_data(tmp: Path) -> Path:
+    from .datalist import write_datalist
+    from .profiles import get_profile
+    from .resample import resample_dataset
+    from .synth import write_dataset
+
+    p = get_profile("smoke")
+    data = tmp / "smoke_data"
+    if not (data / "overview.csv").is_file():
+        write_dataset(data, cases=p.synth_patients, seed=0, scale=p.synth_scale, progress=False)
+    resample_dataset(data, tmp / "smoke_prep", progress=False)
+    write_datalist(tmp / "smoke_prep", tmp / "smoke_datalist.json")
+    return tmp / "smoke_datalist.json"
+
+
+def _loader(datalist: Path, patch, batch_size: int):
+    from monai.data import CacheDataset, DataLoader
+
+    from .train import load_datalist, transforms
+
+    items = load_datalist(datalist)["training"]
+    ds = CacheDataset(items, transforms(patch, 2, True), cache_rate=1.0, progress=False)
+    return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=0)
+
+
+def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, steps: int) -> dict:
+    """Seconds per training step (forward, backward, AdamW) and per loader batch, on this CPU."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    from .models import build_model, monai_order, parameter_count
+
+    patch = monai_order(patch_canonical)
+    loader = _loader(Path(datalist), patch, 2)
+    batches = []
+    t0 = time.perf_counter()
+    while len(batches) < steps:
+        for b in loader:
+            batches.append(b)
+            if len(batches) >= steps:
+                break
+    data_s = (time.perf_counter() - t0) / steps
+    model = build_model(model_name, patch, options)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    times = []
+    for b in batches:
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        loss_fn(model(b["image"]), b["label"]).backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return {"model": model_name, "parameters_m": parameter_count(model) / 1e6, "patch": list(patch_canonical),
+            "batch_patches": int(batches[0]["image"].shape[0]), "step_s": float(np.median(times[1:] or times)),
+            "loader_batch_s": data_s}
+
+
+def inference_worker(run_dir: str, images: list[str]) -> dict:
+    from .evaluate import Predictor
+
+    predictor = Predictor(run_dir)
+    times = []
+    for path in images:
+        image = sitk.ReadImage(path)
+        t0 = time.perf_counter()
+        predictor.structures(image)
+        times.append(time.perf_counter() - t0)
+    return {"series": len(images), "seconds_per_series": float(np.mean(times)), "max_seconds": float(max(times))}
+
+
+# ---------------------------------------------------------------- quality at equal budget
+def _recipe_run(tmp: Path, data: Path, name: str, settings, train_options: dict, iterations: int) -> dict:
+    from .datalist import write_datalist
+    from .evaluate import evaluate
+    from .resample import resample_dataset
+    from .train import TrainConfig, train
+
+    resample_dataset(data, tmp / f"{name}_prep", settings, progress=False)
+    write_datalist(tmp / f"{name}_prep", tmp / f"{name}_datalist.json")
+    t0 = time.perf_counter()
+    train(TrainConfig(str(tmp / f"{name}_datalist.json"), str(tmp / f"{name}_run"), max_iterations=iterations,
+                      val_every=iterations, **train_options), progress=False)
+    seconds = time.perf_counter() - t0
+    table = evaluate(tmp / f"{name}_run", part="test", progress=False)
+    return {"train_seconds": seconds, "test_series": len(table),
+            **{f"dice_{s}": float(table[f"dice_{s}"].mean()) for s in ("vertebra", "disc", "canal")}}
+
+
+def bench_quality(tmp: Path, iterations: int) -> dict:
+    from .resample import SEED_FIXED_SIZE, ResampleSettings
+
+    _smoke_data(tmp)
+    data = tmp / "smoke_data"
+    kit = _recipe_run(tmp, data, "kit", ResampleSettings(), {}, iterations)
+    seed = _recipe_run(tmp, data, "seed", ResampleSettings(mode="fixed_size", labels="instances",
+                                                           intensity="ct_window"),
+                       {"patch_size": list(SEED_FIXED_SIZE), "augment": False}, iterations)
+    ratios = {s: (kit[f"dice_{s}"] / seed[f"dice_{s}"] if seed[f"dice_{s}"] > 0 else None)
+              for s in ("vertebra", "disc", "canal")}
+    return {"iterations": iterations, "model": "unetr (smoke size) for both", "kit": kit, "seed": seed,
+            "ratio_kit_vs_seed": ratios}
+
+
+# ---------------------------------------------------------------- the whole benchmark
+def run_bench(out: str | Path, quick: bool = False) -> dict:
+    from .profiles import SEED_UNETR, SMALL_UNETR
+    from .runner import run_notebooks
+
+    out = Path(out)
+    results = {"machine": machine(), "quick": quick, "targets": TARGETS}
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        print("preprocessing ...", flush=True)
+        results["preprocessing"] = bench_preprocessing(tmp, 2 if quick else 5)
+        print("training steps ...", flush=True)
+        datalist = str(_smoke_data(tmp))
+        steps = 4 if quick else 8
+        models = [("unetr", SMALL_UNETR, (16, 64, 64)), ("unet", {}, (16, 64, 64))]
+        if not quick:
+            models += [("unetr", SEED_UNETR, (16, 64, 64)), ("segresnet", {}, (16, 64, 64))]
+        results["training"] = []
+        for model, options, patch in models:
+            result, peak = _isolated(step_worker, model, options, patch, datalist, steps)
+            result["peak_rss_mb"] = peak
+            result["data_wait_share"] = result["loader_batch_s"] / (result["loader_batch_s"] + result["step_s"])
+            results["training"].append(result)
+        print("course run ...", flush=True)
+        t0 = time.perf_counter()
+        timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
+        results["course"] = {"seconds": time.perf_counter() - t0, "notebooks": dict(timings)}
+        print("inference ...", flush=True)
+        images = sorted(str(p) for p in (tmp / "course_data" / "images").glob("*.mha"))[:4]
+        result, peak = _isolated(inference_worker, str(tmp / "course" / "train"), images)
+        results["inference"] = {**result, "peak_rss_mb": peak}
+        print("quality at equal budget ...", flush=True)
+        results["quality"] = bench_quality(tmp, 30 if quick else 120)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "benchmarks.json", json.dumps(results, indent=1))
+    write_text_atomic(out / "benchmarks.md", to_markdown(results))
+    return results
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "missed")
+
+
+def to_markdown(r: dict) -> str:
+    m, p, c, q = r["machine"], r["preprocessing"], r["course"], r["quality"]
+    command = "python -m helpers bench" + (" --quick" if r["quick"] else "")
+    lines = ["# Benchmarks", "",
+             f"Measured by `{command}` on {m['platform']}, {m['cpus']} CPUs, {m['ram_gib']} GiB RAM, "
+             f"GPU: {m['gpu'] or 'none'}; torch {m['torch']}, MONAI {m['monai']}, {m['threads']} torch threads.", "",
+             "## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    wait = max(t["data_wait_share"] for t in r["training"])
+    lines += [f"| course smoke run within {TARGETS['course_seconds']} s | {c['seconds']:.0f} s | "
+              f"{_verdict(c['seconds'] <= TARGETS['course_seconds'])} |",
+              f"| data waiting within {TARGETS['data_wait_share']:.0%} of a step | {wait:.1%} (worst model) | "
+              f"{_verdict(wait <= TARGETS['data_wait_share'])} |",
+              f"| preprocessing at least {TARGETS['preprocessing_ratio']:g}x the seed-style baseline | "
+              f"{p['ratio_2w_vs_seed']:.2f}x (2 workers), {p['ratio_1w_vs_seed']:.2f}x (1 worker) | "
+              f"{_verdict(p['ratio_2w_vs_seed'] >= TARGETS['preprocessing_ratio'])} |"]
+    ahead = [v is not None and v > 1 for v in q["ratio_kit_vs_seed"].values()]
+    lines += ["| kit's recipe ahead of the seed's on every structure | "
+              + ", ".join(f"{k} " + (f"{v:.2f}x" if v is not None else "seed 0") for k, v in q["ratio_kit_vs_seed"].items())
+              + f" | {_verdict(all(ahead))} |", ""]
+    lines += ["## Preprocessing (synthetic series at SPIDER's real sizes)", "",
+              f"{p['series']} series, median {p['median_voxels_millions']:.1f} M voxels.", "",
+              "| pipeline | series per second |", "| --- | --- |",
+              f"| kit, 1 worker | {p['kit_series_per_s_1w']:.2f} |", f"| kit, 2 workers | {p['kit_series_per_s_2w']:.2f} |",
+              f"| seed-style (1 process, fixed 32x128x128, no anti-aliasing) | {p['seed_series_per_s']:.2f} |",
+              f"| kit rerun, nothing to do | {p['series'] / max(p['kit_rerun_seconds'], 1e-6):.0f} ({p['kit_rerun_seconds']:.2f} s) |", ""]
+    lines += ["## Training step on CPU (smoke patches, 2 volumes x 2 patches)", "",
+              "| model | parameters (M) | patch | step (s) | loader batch (s) | data wait share | peak RSS (MB) |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for t in r["training"]:
+        lines.append(f"| {t['model']} | {t['parameters_m']:.1f} | {'x'.join(map(str, t['patch']))} | {t['step_s']:.2f} "
+                     f"| {t['loader_batch_s']:.3f} | {t['data_wait_share']:.1%} | {t['peak_rss_mb']:.0f} |")
+    i = r["inference"]
+    lines += ["", "## Inference (sliding window, smoke model, original grid)", "",
+              f"{i['seconds_per_series']:.2f} s per series on average (max {i['max_seconds']:.2f} s) over {i['series']} "
+              f"series; peak RSS {i['peak_rss_mb']:.0f} MB.", "",
+              "## Course run (every notebook, smoke profile, headless)", "", "| notebook | seconds |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in c["notebooks"].items()] + [f"| total | {c['seconds']:.1f} |", ""]
+    lines += [f"## Quality at equal budget ({q['iterations']} iterations, {q['model']}, held-out test patients)", "",
+              "Both scored the kit's way: Dice per structure, background excluded, on each series' original grid.", "",
+              "| recipe | vertebra | disc | canal | training (s) |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("kit", "kit: spacing, per-image normalisation, 3 structures, augmentation"),
+                        ("seed", "seed: fixed 32x128x128, CT window, 20 instance classes, no augmentation")):
+        v = q[name]
+        lines.append(f"| {label} | {v['dice_vertebra']:.3f} | {v['dice_disc']:.3f} | {v['dice_canal']:.3f} | "
+                     f"{v['train_seconds']:.0f} |")
+    notes = []
+    if p["ratio_2w_vs_seed"] < TARGETS["preprocessing_ratio"]:
+        notes.append(f"- **Preprocessing target missed.** The kit does more per series than the seed-style baseline: "
+                     f"Gaussian anti-aliasing before downsampling, per-label voting for masks (one linear resampling per "
+                     f"label instead of nearest neighbour), per-image percentiles, and a finer output grid "
+                     f"({p['kit_output_voxels_millions']:.1f} M voxels per series against 0.5 M for 32x128x128), so more to "
+                     "compute and to compress. Two workers on two cores also pay process start-up. What the kit buys for "
+                     "that time is undistorted anatomy and masks without aliasing; where it is much faster is a rerun, "
+                     "which skips up-to-date series.")
+    if wait > TARGETS["data_wait_share"]:
+        notes.append("- **Data-wait target missed on CPU.** The figure is the loader alone (cached volumes, random "
+                     "patches and augmentation, `num_workers=0` as the smoke profile uses on 2 cores) against one "
+                     "training step, so nothing overlaps. The cheaper the model step (UNet), the larger the share. The "
+                     "`gpu` and `full` profiles load with worker processes that run beside the step.")
+    if not all(ahead):
+        notes.append("- **Equal-budget target missed** on at least one structure; see the table above.")
+    if notes:
+        lines += ["", "## Why a target was missed", ""] + notes
+    return "\n".join(lines) + "\n"
