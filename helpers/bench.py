@@ -193,6 +193,17 @@ def _recipe_run(tmp: Path, data: Path, name: str, settings, train_options: dict,
             **{f"dice_{s}": float(table[f"dice_{s}"].mean()) for s in ("vertebra", "disc", "canal")}}
 
 
+def equal_time_run(tmp: Path, quality: dict) -> dict:
+    """The kit's recipe trained for as long as the seed's recipe took (iterations from the measured step times)."""
+    from .resample import ResampleSettings
+
+    per_iteration = quality["kit"]["train_seconds"] / quality["iterations"]
+    iterations = int(round(quality["seed"]["train_seconds"] / per_iteration))
+    _smoke_data(tmp)
+    result = _recipe_run(tmp, tmp / "smoke_data", "kit_time", ResampleSettings(), {}, iterations)
+    return {"iterations": iterations, **result}
+
+
 def bench_quality(tmp: Path, iterations: int) -> dict:
     from .resample import SEED_FIXED_SIZE, ResampleSettings
 
@@ -241,6 +252,9 @@ def run_bench(out: str | Path, quick: bool = False) -> dict:
         results["inference"] = {**result, "peak_rss_mb": peak}
         print("quality at equal budget ...", flush=True)
         results["quality"] = bench_quality(tmp, 30 if quick else 120)
+        if not quick:
+            print("quality at equal time ...", flush=True)
+            results["quality"]["kit_equal_time"] = equal_time_run(tmp, results["quality"])
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "benchmarks.json", json.dumps(results, indent=1))
     write_text_atomic(out / "benchmarks.md", to_markdown(results))
@@ -296,6 +310,13 @@ def to_markdown(r: dict) -> str:
         v = q[name]
         lines.append(f"| {label} | {v['dice_vertebra']:.3f} | {v['dice_disc']:.3f} | {v['dice_canal']:.3f} | "
                      f"{v['train_seconds']:.0f} |")
+    if "kit_equal_time" in q:
+        v = q["kit_equal_time"]
+        lines += ["", f"At equal training time instead: the kit's recipe for {v['iterations']} iterations (as long as the "
+                  "seed's recipe took for its iterations):", "", "| recipe | vertebra | disc | canal | training (s) |",
+                  "| --- | --- | --- | --- | --- |",
+                  f"| kit, equal time | {v['dice_vertebra']:.3f} | {v['dice_disc']:.3f} | {v['dice_canal']:.3f} | "
+                  f"{v['train_seconds']:.0f} |"]
     notes = []
     if p["ratio_2w_vs_seed"] < TARGETS["preprocessing_ratio"]:
         notes.append(f"- **Preprocessing target missed.** The kit does more per series than the seed-style baseline: "
@@ -311,7 +332,19 @@ def to_markdown(r: dict) -> str:
                      "training step, so nothing overlaps. The cheaper the model step (UNet), the larger the share. The "
                      "`gpu` and `full` profiles load with worker processes that run beside the step.")
     if not all(ahead):
-        notes.append("- **Equal-budget target missed** on at least one structure; see the table above.")
+        seconds = q["seed"]["train_seconds"] / max(q["kit"]["train_seconds"], 1e-9)
+        notes.append(f"- **Equal-budget target missed** on {sum(not a for a in ahead)} of 3 structures. One iteration is "
+                     "not one unit of work: the seed's recipe trains on whole 32x128x128 volumes, 16 times the voxels of "
+                     f"a smoke patch, and its {q['iterations']} iterations took {seconds:.1f} times as long. On this "
+                     "small, already coarse synthetic set the seed's fixed grid is about as coarse as the kit's, so it "
+                     "distorts little, and most series are in the convention its CT window was made for. The "
+                     "equal-time row shows the comparison at the same cost.")
+    if "kit_equal_time" in q:
+        unlearned = [n for n in ("vertebra", "disc", "canal") if q["kit_equal_time"][f"dice_{n}"] < 0.01]
+        if unlearned:
+            notes.append(f"- **Open finding:** at equal time the kit's recipe still scores ~0 on {', '.join(unlearned)} "
+                         "while the seed's recipe scores above 0 there; the structure reaches the training patches, "
+                         "so the cause is not yet known (see the issue's closing note).")
     if notes:
         lines += ["", "## Why a target was missed", ""] + notes
     return "\n".join(lines) + "\n"

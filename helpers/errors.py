@@ -41,3 +41,11 @@ def write_text_atomic(target: os.PathLike | str, text: str) -> None:
     """Write text to `target` through a temporary file and a rename."""
     with atomic_path(target) as tmp:
         Path(tmp).write_text(text)
+
+
+def write_image_atomic(image, target: os.PathLike | str) -> None:
+    """Write a SimpleITK image (.mha, .nii.gz, ...) compressed, through a temporary file and a rename."""
+    import SimpleITK as sitk
+
+    with atomic_path(target) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from .errors import DataError, KitError, atomic_path, write_text_atomic
+from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, CANAL_LABEL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
 from .models import build_model, monai_order
 from .resample import CANONICAL_ORIENTATION, ResampleSettings, _geometry, _target_grid, normalise, resample_image
@@ -172,10 +172,6 @@ def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:
 
 
 # ---------------------------------------------------------------- evaluation of a datalist part
-def _write_mha(image: sitk.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-
 
 def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
              progress: bool = True) -> pd.DataFrame:
@@ -203,8 +199,8 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
         predicted = predictor.structures(image)
         seconds = time.perf_counter() - start
         spider = to_spider_values(predicted)
-        _write_mha(predicted, out / "predictions" / f"{item['series']}_structures.mha")
-        _write_mha(spider, out / "predictions" / f"{item['series']}.mha")
+        write_image_atomic(predicted, out / "predictions" / f"{item['series']}_structures.mha")
+        write_image_atomic(spider, out / "predictions" / f"{item['series']}.mha")
         ref_spider = sitk.GetArrayFromImage(reference)
         ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
         spacing = tuple(reversed(image.GetSpacing()))
@@ -251,5 +247,5 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     result = to_spider_values(structures) if spider_values else structures
     if _geometry(result)["size"] != list(image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
-    _write_mha(result, Path(out))
+    write_image_atomic(result, Path(out))
     return Path(out)

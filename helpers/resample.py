@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import DataError, KitError, atomic_path, write_text_atomic
+from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import to_structures, unknown_labels
 from .spider import CANONICAL_ORIENTATION, Series, read_series, scan_dataset
 
@@ -141,10 +141,6 @@ def _source_signature(series: Series) -> dict:
             for role, p in (("image", series.image), ("mask", series.mask)) if p}
 
 
-def _write_nifti(image: sitk.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-
 
 def resample_series(series: Series, out: Path, settings: ResampleSettings, spacing, subset: str = "") -> dict:
     """Resample one series into `out`; returns its record. Raises DataError for unusable input."""
@@ -170,8 +166,8 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     out_img = resample_image(normed, size, new_spacing, origin)
     out_lab = resample_labels(lab, size, new_spacing, origin)
     image_path, label_path = out / "images" / f"{series.stem}.nii.gz", out / "labels" / f"{series.stem}.nii.gz"
-    _write_nifti(out_img, image_path)
-    _write_nifti(out_lab, label_path)
+    write_image_atomic(out_img, image_path)
+    write_image_atomic(out_lab, label_path)
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
               "original": original, "resampled": _geometry(out_img), "normalisation": norm,

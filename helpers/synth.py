@@ -21,7 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
-from .errors import atomic_path, write_text_atomic
+from .errors import write_image_atomic, write_text_atomic
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
 # relative tissue intensities per contrast (t1, t2, t2_SPACE)
@@ -355,10 +355,6 @@ def _to_sitk(arr: np.ndarray, grid: Grid, orientation: str) -> sitk.Image:
     return img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
 
 
-def _write_mha(img: sitk.Image, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
-
 
 def make_patient(pid: int, seed: int, scale: float, index: int) -> list[tuple[SeriesPlan, sitk.Image, sitk.Image]]:
     """All series of one synthetic patient, sharing one anatomy."""
@@ -408,8 +404,8 @@ def write_dataset(out: str | Path, cases: int = 10, seed: int = 0, scale: float 
     rows = []
     for index, pid in enumerate(tqdm(ids, desc="synthetic patients", disable=not progress)):
         for plan, img, mask in make_patient(pid, seed, scale, index):
-            _write_mha(img, out / "images" / f"{plan.stem}.mha")
-            _write_mha(mask, out / "masks" / f"{plan.stem}.mha")
+            write_image_atomic(img, out / "images" / f"{plan.stem}.mha")
+            write_image_atomic(mask, out / "masks" / f"{plan.stem}.mha")
             values = np.unique(sitk.GetArrayViewFromImage(mask))
             sp = plan.grid.spacing
             rows.append({

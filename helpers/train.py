@@ -9,7 +9,6 @@ checkpoint at the same iteration, with optimizer, scheduler, scaler and RNG stat
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
@@ -396,7 +395,3 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
                 continue
     return entries
 
-
-def chance_dice(label_fractions: dict[str, float]) -> float:
-    """Mean Dice of a guesser that labels voxels at random with the true class frequencies: the fraction itself."""
-    return float(np.mean([label_fractions[name] for name in FOREGROUND if not math.isnan(label_fractions[name])]))

@@ -130,7 +130,7 @@ def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monke
     import helpers.resample as rs
 
     out = tmp_path / "prep"
-    real_write = rs._write_nifti
+    real_write = rs.write_image_atomic
     calls = {"n": 0}
 
     def failing_write(image, path):
@@ -139,13 +139,13 @@ def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monke
             raise OSError("disk full")
         real_write(image, path)
 
-    monkeypatch.setattr(rs, "_write_nifti", failing_write)
+    monkeypatch.setattr(rs, "write_image_atomic", failing_write)
     with pytest.raises(OSError):
         resample_dataset(small_dataset, out, progress=False)
     leftovers = [p.name for p in out.rglob("*") if p.name.startswith(".tmp-")]
     assert not leftovers
     assert len(list((out / "records").glob("*.json"))) == 1
-    monkeypatch.setattr(rs, "_write_nifti", real_write)
+    monkeypatch.setattr(rs, "write_image_atomic", real_write)
     result = resample_dataset(small_dataset, out, progress=False)
     assert len(result.skipped_up_to_date) == 1 and len(result.done) == len(scan_dataset(small_dataset).complete) - 1
 
