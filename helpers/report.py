@@ -11,6 +11,7 @@ import pandas as pd
 
 from .errors import DataError, write_text_atomic
 from .labels import FOREGROUND
+from .paths import ROOT
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -62,7 +63,8 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     if synthetic:
         lines += ["> **Synthetic data.** This run trained and was scored on the kit's synthetic SPIDER-format data,",
                   "> not on the real dataset. Its numbers check the pipeline; they say nothing about real spines.", ""]
-    lines += [f"Built by `python -m helpers report --run {run_dir}` from the run's own files "
+    shown = run_dir.resolve().relative_to(ROOT) if ROOT in run_dir.resolve().parents else run_dir
+    lines += [f"Built by `python -m helpers report --run {shown}` from the run's own files "
               f"(`config.json`, `metrics.jsonl`, `eval/{part}/`). Profile `{config['profile']}`, model "
               f"`{config['model']}`, {config['max_iterations']} iterations, checkpoint `{summary.get('checkpoint')}`.", ""]
     lines += ["## Data and split", "", datalist.get("split", ""), "",
