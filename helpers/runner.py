@@ -33,7 +33,9 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     cell_timeout = 900 if get_profile(profile).name == "smoke" else None  # a stalled cell fails, named
     layout = run_layout(out)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, "run_dir": str(layout.root.resolve()), "data_dir": data_dir or ""}
+    # absolute paths: the kernels run in notebooks/, not where the user typed the command
+    params = {"profile": profile, "run_dir": str(layout.root.resolve()),
+              "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else ""}
     params.update(extra or {})
     timings = []
     for book in course_notebooks(only):

@@ -184,6 +184,14 @@ def orientation(image: sitk.Image) -> str:
     return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
 
 
+def file_orientation(path: str | Path) -> str:
+    """Orientation from a file's header only, without reading its voxels."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reader.GetDirection())
+
+
 def to_canonical(image: sitk.Image) -> sitk.Image:
     """Reorient (a lossless permutation and flip) so numpy axes are (left-right, S->I, A->P)."""
     return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)

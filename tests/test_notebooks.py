@@ -1,6 +1,7 @@
 """Every notebook, executed headless with papermill on a small synthetic set, as the course run does."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,14 @@ def test_course_runs_on_real_samples(real_samples, tmp_path):
     report = (tmp_path / "report" / "README.md").read_text()
     assert "Synthetic data" not in report and "1 series" in report
     assert tree_digest(real_samples) == before
+
+
+def test_relative_data_dir_is_taken_from_where_the_command_runs(real_samples, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "helpers", "run-notebooks", "--only", "01", "--data-dir",
+                          os.path.relpath(real_samples, tmp_path), "--out", "run"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "run" / "figures" / "01_t1_t2_overlay.png").is_file()
 
 
 def test_runner_names_the_failing_notebook_and_cell(tmp_path):
