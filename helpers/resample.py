@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import to_structures, unknown_labels
-from .spider import CANONICAL_ORIENTATION, Series, read_series, scan_dataset
+from .spider import CANONICAL_ORIENTATION, Series, read_header, read_series, scan_dataset
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
 SEED_FIXED_SIZE = (32, 128, 128)  # the seed project's output size, canonical order (LR, SI, AP)
@@ -43,9 +43,7 @@ class ResampleSettings:
 
 def header_spacing(path: Path) -> tuple[float, float, float]:
     """Canonical (LR, SI, AP) spacing from the file header only (fast)."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
+    reader = read_header(path)
     direction = np.array(reader.GetDirection()).reshape(3, 3)
     spacing = np.array(reader.GetSpacing())
     # physical axis each index axis runs along: 0 = x (LR), 1 = y (AP), 2 = z (SI)

@@ -184,12 +184,17 @@ def orientation(image: sitk.Image) -> str:
     return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
 
 
-def file_orientation(path: str | Path) -> str:
-    """Orientation from a file's header only, without reading its voxels."""
+def read_header(path: str | Path) -> sitk.ImageFileReader:
+    """A reader holding a file's header (size, spacing, direction), without reading its voxels."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(reader.GetDirection())
+    return reader
+
+
+def file_orientation(path: str | Path) -> str:
+    """Orientation from a file's header only."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(read_header(path).GetDirection())
 
 
 def to_canonical(image: sitk.Image) -> sitk.Image:

@@ -254,8 +254,8 @@ def rasterise(an: Anatomy, grid: Grid, contrast: str, rng: np.random.Generator, 
         cv.paint(np.maximum(epidural, z_end - Z), "fat")
         cv.paint(np.maximum((radial - 1) * min(ru, rv), z_end - Z), "csf", label=CANAL_LABEL)
         axes = (x, y, z)
-        order = sorted(an.blobs, key=lambda b: (b.tissue == "annulus", b.label == 0))
-        order = [b for b in order if b.label == 0] + [b for b in order if b.label != 0]
+        # unlabelled bone first, then labelled structures; discs last so they win where they touch bone
+        order = sorted(an.blobs, key=lambda b: (b.label != 0, b.tissue == "annulus"))
         for b in order:
             box = _bbox(b, an, axes)
             if box is None:
