@@ -38,7 +38,8 @@ def _run_notebooks(args) -> None:
     from .runner import run_notebooks
 
     only = args.only.split(",") if args.only else None
-    timings = run_notebooks(args.profile, only, args.data_dir, args.out)
+    extra = {"max_iterations": args.max_iterations} if args.max_iterations else None
+    timings = run_notebooks(args.profile, only, args.data_dir, args.out, extra)
     total = sum(t for _, t in timings)
     print(f"ran {len(timings)} notebooks in {total:.0f} s")
 
@@ -106,7 +107,7 @@ def _download(args) -> None:
 def _bench(args) -> None:
     from .bench import run_bench
 
-    run_bench(args.out, quick=args.quick)
+    run_bench(args.out, quick=args.quick, only=args.only.split(",") if args.only else None)
     print((args.out / "benchmarks.md").read_text())
 
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated notebook numbers, e.g. 00,01,02")
     p.add_argument("--data-dir", help="dataset folder (default: the synthetic one under data/)")
     p.add_argument("--out", help="run folder (default: outputs/)")
+    p.add_argument("--max-iterations", type=int, default=0,
+                   help="training iterations in notebook 05 (0: the profile's); fewer only checks the plumbing")
     p.set_defaults(func=_run_notebooks)
 
     p = sub.add_parser("resample", help="reorient, resample, normalise and write NIfTI training data")
@@ -198,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
+    p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,quality "
+                                  "(others keep their earlier figures)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")

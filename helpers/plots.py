@@ -85,3 +85,31 @@ def unetr_diagram(patch: tuple[int, int, int], save: str | Path | None = None):
         Path(save).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save, dpi=110, bbox_inches="tight")
     return fig
+
+
+def plot_patches(samples: list[dict], save: str | Path | None = None, columns: int = 4):
+    """Training patches as the network sees them (MONAI order AP, SI, LR): of each, the left-right slice with
+    the most labelled voxels, image in grey with the label outlined per structure."""
+    import numpy as np
+
+    rows = -(-len(samples) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, sample in zip(axes.ravel(), samples):
+        image, label = np.asarray(sample["image"][0]), np.asarray(sample["label"][0])
+        k = int(np.argmax((label > 0).sum(axis=(0, 1))))
+        ax.imshow(image[:, :, k].T, cmap="gray", vmin=0, vmax=1)  # rows: superior -> inferior; columns: AP
+        present = []
+        for index, name in enumerate(FOREGROUND, start=1):
+            if (label[:, :, k] == index).any():
+                ax.contour((label[:, :, k] == index).T, [0.5], colors=STRUCTURE_COLOURS[name], linewidths=1.2)
+                present.append(name)
+        ax.set_title(", ".join(present) or "background only", fontsize=8)
+    fig.suptitle("training patches as the network gets them (one sagittal slice each; anterior left, superior up)",
+                 fontsize=10)
+    fig.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=110)
+    return fig

@@ -1,8 +1,19 @@
-"""Profiles: the same code at different sizes. `smoke` runs on a CPU in minutes; `gpu` and `full` train."""
+"""Profiles: the same code at different sizes, and the training recipe of each, defined once.
+
+`smoke` runs the whole course on a CPU in minutes and still ends with a model worth looking at; `gpu`
+trains for real on one GPU; `full` is the seed project's budget. Used by notebooks 00 and 05, the
+`train` command and the benchmarks.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+# UNETR cuts its input into 16 x 16 x 16 cubes (fixed in MONAI) and decodes from that grid: a structure
+# much thinner than a cube is seen only by the first convolution. So each profile's data must put the
+# thinnest structure (the canal, ~12-16 mm front to back; a disc, ~8-12 mm high) across several voxels:
+# in-plane spacing near 1 mm. See report/benchmarks.md, "Why the canal was never learned".
+UNETR_CUBE = 16
 
 
 @dataclass(frozen=True)
@@ -10,35 +21,38 @@ class Profile:
     name: str
     description: str
     synth_patients: int  # synthetic patients made by notebook 00
-    synth_scale: float  # 1.0 = SPIDER's real matrix sizes; smaller = coarser and faster
+    synth_scale: float  # 1.0 = SPIDER's real matrix sizes; 0.5 = half the pixels per row, ~1.2 mm in-plane
     patch_size: tuple[int, int, int]  # (left-right, superior-inferior, anterior-posterior) voxels
-    batch_size: int
+    batch_size: int  # volumes per step; each gives `samples_per_volume` patches
     max_iterations: int
     val_every: int
-    model: dict = field(default_factory=dict)  # keyword arguments for the network
+    model: dict = field(default_factory=dict)  # keyword arguments for UNETR
     num_workers: int = 0
-    lr: float = 1e-4  # the seed's AdamW learning rate
+    lr: float = 1e-4  # AdamW peak learning rate, reached after `warmup` of the iterations
+    warmup: float = 0.05  # share of the iterations spent warming up, then a cosine decay to 0
+    samples_per_volume: int = 2
+    # patch centres drawn per class (background, vertebra, disc, canal): each structure equally often,
+    # so the canal (1 % of the voxels) is in the middle of as many patches as the vertebrae (4 %)
+    class_ratios: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    loss: str = "dicece"  # see helpers.train.LOSSES
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
-
-SMALL_UNETR = {"feature_size": 8, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
+SMALL_UNETR = {"feature_size": 16, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
 SEED_UNETR = {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12}
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            "smoke", "CPU, small synthetic data, a few dozen iterations: checks the pipeline in minutes",
-            synth_patients=8, synth_scale=0.25, patch_size=(16, 64, 64), batch_size=2,
-            max_iterations=40, val_every=20, model=SMALL_UNETR,
-            lr=1e-3,  # a few dozen steps need a bigger step than the seed's 1e-4 to learn anything
+            "smoke", "CPU, small synthetic data at ~1.2 mm in-plane, a few hundred iterations: a working model",
+            synth_patients=8, synth_scale=0.5, patch_size=(16, 64, 64), batch_size=2,
+            max_iterations=400, val_every=100, model=SMALL_UNETR,
+            lr=1e-3,  # a narrow network and a few hundred steps: a large step, with warmup, is stable
         ),
         Profile(
             "gpu", "one T4-class GPU, about an hour",
             synth_patients=40, synth_scale=1.0, patch_size=(32, 128, 128), batch_size=2,
-            max_iterations=5000, val_every=500, model=SEED_UNETR, num_workers=2,
+            max_iterations=5000, val_every=500, model=SEED_UNETR, num_workers=2, lr=2e-4,
         ),
         Profile(
             "full", "the seed project's budget: 21,000 iterations, validation every 1,000",
@@ -55,13 +69,6 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
-
-
-def suggest_profile() -> str:
-    """'gpu' when CUDA is available, else 'smoke'."""
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "smoke"
 
 
 def device_message() -> str:

@@ -42,8 +42,10 @@ class TrainConfig:
     val_every: int | None = None
     patch_size: list[int] | None = None  # canonical (LR, SI, AP); None: the profile's
     batch_size: int | None = None
-    samples_per_volume: int = 2
+    samples_per_volume: int | None = None  # None: the profile's
     lr: float | None = None  # None: the profile's
+    class_ratios: list[float] | None = None  # patch centres per class; None: the profile's; [] = the seed's pos/neg
+    loss: str | None = None  # one of LOSSES; None: the profile's
     weight_decay: float = 1e-5
     seed: int = 0
     num_workers: int | None = None
@@ -61,6 +63,9 @@ class TrainConfig:
                               "max_iterations": self.max_iterations or p.max_iterations,
                               "val_every": self.val_every or p.val_every,
                               "lr": self.lr or p.lr,
+                              "samples_per_volume": self.samples_per_volume or p.samples_per_volume,
+                              "class_ratios": list(p.class_ratios if self.class_ratios is None else self.class_ratios),
+                              "loss": self.loss or p.loss,
                               "patch_size": list(self.patch_size or p.patch_size),
                               "batch_size": self.batch_size or p.batch_size,
                               "num_workers": p.num_workers if self.num_workers is None else self.num_workers,
@@ -116,8 +121,14 @@ class _SeedClasses:
         return self.lut[torch.as_tensor(label).long()].to(torch.uint8)
 
 
-def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: bool = False, augment: bool = True):
-    """Deterministic loading (cached), then random patches and spine-MR augmentation for training."""
+def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: bool = False, augment: bool = True,
+               class_ratios: list[float] | None = None):
+    """Deterministic loading (cached), then random patches and spine-MR augmentation for training.
+
+    `patch` is in MONAI order (AP, SI, LR). `class_ratios` (background, vertebra, disc, canal) draws patch
+    centres per class (MONAI's RandCropByLabelClassesd); empty or None: half on any structure, half
+    anywhere (RandCropByPosNegLabeld, as the seed's recipe).
+    """
     from monai import transforms as T
 
     det = [T.LoadImaged(KEYS, reader="NibabelReader"), T.EnsureChannelFirstd(KEYS),
@@ -125,17 +136,57 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: boo
     if instances:  # SPIDER values -> the seed's 20 classes; vertebrae and discs above level 9 become background
         det.append(T.Lambdad("label", _SeedClasses()))
     det += [T.EnsureTyped("label", dtype=torch.uint8), T.SpatialPadd(KEYS, spatial_size=patch)]
+    balanced = bool(class_ratios) and not instances
+    if train and balanced:  # where each class lies, computed once and cached with the volume
+        det.append(T.ClassesToIndicesd("label", num_classes=len(class_ratios), indices_postfix="_class_indices"))
     if not train:
         return T.Compose(det)
+    if balanced:
+        crop = T.RandCropByLabelClassesd(KEYS, "label", spatial_size=patch, ratios=list(class_ratios),
+                                         num_classes=len(class_ratios), num_samples=samples,
+                                         indices_key="label_class_indices", warn=False)
+    else:
+        crop = T.RandCropByPosNegLabeld(KEYS, "label", spatial_size=patch, pos=1, neg=1, num_samples=samples)
     lr_axis = 2  # MONAI order (AP, SI, LR): flip left-right only; anterior/posterior and up/down are not symmetric
-    rand = [T.RandCropByPosNegLabeld(KEYS, "label", spatial_size=patch, pos=1, neg=1, num_samples=samples),
+    rand = [crop,
             T.RandFlipd(KEYS, prob=0.5, spatial_axis=lr_axis),
+            # rotation mostly within the sagittal plane (about the LR axis), a little about the others
             T.RandAffined(KEYS, prob=0.3, rotate_range=(0.05, 0.05, 0.2), scale_range=(0.1, 0.1, 0.1),
                           mode=("bilinear", "nearest"), padding_mode="zeros"),
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
             T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
-    return T.Compose(det + (rand if augment else rand[:1]))
+    tail = [T.DeleteItemsd("label_class_indices")] if balanced else []  # not needed past the crop
+    return T.Compose(det + (rand if augment else rand[:1]) + tail)
+
+
+LOSSES = ("dicece", "dicefocal", "dice")
+
+
+def build_loss(name: str):
+    """The training loss by name: Dice + cross-entropy (default), Dice + focal, or Dice alone."""
+    from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss
+
+    if name == "dicece":
+        return DiceCELoss(to_onehot_y=True, softmax=True)
+    if name == "dicefocal":
+        return DiceFocalLoss(to_onehot_y=True, softmax=True)
+    if name == "dice":
+        return DiceLoss(to_onehot_y=True, softmax=True)
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def preview_patches(config: TrainConfig, volumes: int = 2) -> list[dict]:
+    """The augmented patches that training draws from `volumes` training volumes, as the network gets them."""
+    config = config.resolved()
+    data = load_datalist(config.datalist)
+    instances = len(class_structures({"preprocessing": data["preprocessing"]})) != len(STRUCTURES)
+    chain = transforms(monai_order(config.patch_size), config.samples_per_volume, True, instances,
+                       config.augment, config.class_ratios)
+    chain.set_random_state(seed=config.seed)
+    items = data["training"]
+    step = max(1, len(items) // volumes)
+    return [patch for item in items[::step][:volumes] for patch in chain(item)]
 
 
 def _dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
@@ -229,7 +280,6 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
 def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     """Train until `max_iterations`; resume from `run_dir/checkpoint_last.pt` when it exists."""
     from monai.data import DataLoader, DistributedSampler
-    from monai.losses import DiceCELoss
     from monai.optimizers import WarmupCosineSchedule
     from monai.utils import set_determinism
     from tqdm.auto import tqdm
@@ -252,7 +302,8 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     instances = len(classes) != len(STRUCTURES)
     model = build_model(config.model, patch, config.model_options, out_channels=len(classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, config.max_iterations // 50),
+    warmup = max(1, round(get_profile(config.profile).warmup * config.max_iterations))
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=warmup,
                                      t_total=config.max_iterations)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     start, best, best_iteration = 0, -1.0, 0
@@ -277,7 +328,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if distributed else model
 
     train_ds = _dataset(data["training"], transforms(patch, config.samples_per_volume, True, instances,
-                                                     config.augment), run_dir, config.num_workers)
+                                                     config.augment, config.class_ratios), run_dir, config.num_workers)
     sampler = DistributedSampler(train_ds, shuffle=True) if distributed else None
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=config.num_workers, drop_last=False)
@@ -285,7 +336,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     if rank == 0 and data["validation"]:
         val_loader = DataLoader(_dataset(data["validation"], transforms(patch, 1, False, instances), run_dir,
                                          config.num_workers), batch_size=1, num_workers=config.num_workers)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    loss_fn = build_loss(config.loss)
 
     def batches():
         epoch = start

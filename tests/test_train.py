@@ -137,3 +137,26 @@ def test_seed_classes_map_to_structures():
     assert classes.tolist() == [[0, 1, 9, 0, 10, 11, 19, 0, 0]]  # levels above 9 become background, never canal
     assert seed_class_structures()[classes].tolist() == [[0, 1, 1, 0, 3, 2, 2, 0, 0]]
     assert seed_class_lut()[100] == 10
+
+
+def _centre_classes(datalist, class_ratios, draws=12):
+    from helpers.models import monai_order
+    from helpers.train import transforms
+
+    data = load_datalist(datalist)
+    chain = transforms(monai_order((16, 32, 32)), 4, True, class_ratios=class_ratios)
+    chain.set_random_state(seed=0)
+    counts = np.zeros(4)
+    for item in data["training"][:3]:
+        for _ in range(draws):
+            for patch in chain(item):
+                label = patch["label"][0].numpy()
+                counts[int(label[tuple(s // 2 for s in label.shape)])] += 1
+    return counts / counts.sum()
+
+
+def test_balanced_patches_centre_on_every_structure(datalist):
+    balanced = _centre_classes(datalist, [1, 1, 1, 1])
+    assert balanced.min() > 0.12, balanced  # each class ~1/4 (augmentation moves a few centres)
+    pos_neg = _centre_classes(datalist, [])  # the seed's pos/neg sampling: the canal is rarely the centre
+    assert pos_neg[3] < 0.5 * balanced[3], (pos_neg, balanced)
