@@ -81,6 +81,8 @@ def _evaluate(args) -> None:
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
     print(f"seed-style score (20 classes, background in): {summary['seed_style']['mean']}")
+    for reason in table.attrs.get("skipped", []):
+        print(f"  SKIPPED {reason}")
     print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
 
 

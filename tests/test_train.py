@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.checkpoints import load_checkpoint
 from helpers.datalist import write_datalist
 from helpers.errors import DataError
 from helpers.resample import resample_dataset
-from helpers.train import TrainConfig, TrainingDiverged, load_checkpoint, load_datalist, read_metrics, train
+from helpers.train import TrainConfig, TrainingDiverged, load_datalist, read_metrics, train
 
 
 @pytest.fixture(scope="module")
