@@ -45,7 +45,10 @@ def read_checkpoint(path: str | Path, keys: tuple[str, ...] = ("model",), todo: 
     path = Path(path)
     try:
         state = load_checkpoint(path)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e):  # not a pickle of tensors at all: damaged or another kind of file
+            raise DataError(path, "is damaged: truncated or not a PyTorch checkpoint"
+                                  + (f". {todo}" if todo else "")) from None
         raise DataError(path, "holds objects other than tensors and numbers, so it was not loaded "
                               "(weights_only); it is not a checkpoint of this kit"
                               + (f". {todo}" if todo else "")) from None
@@ -66,7 +69,7 @@ def load_weights(model: torch.nn.Module, weights: dict, path: str | Path, networ
         model.load_state_dict(weights)
     except RuntimeError as e:
         lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
-        detail = lines[0][:200] if lines else str(e)[:200]
+        detail = (lines[0] if lines else str(e))[:200].rstrip(".")
         raise DataError(path, f"does not fit {network}: it was saved by another model or for another number of "
                               f"classes ({detail}). Use a checkpoint written by this run, or the run folder "
                               "the checkpoint came from") from None

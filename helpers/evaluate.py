@@ -52,8 +52,9 @@ class Predictor:
         self.classes = class_structures(self.config)
         self.model = build_model(self.config["model"], self.patch, self.config["model_options"],
                                  out_channels=len(self.classes)).to(self.device)
-        todo = ("Rerun training with the same --out to write it again (it resumes), or predict with another "
-                "run folder")
+        last = self.run_dir / "checkpoint_last.pt"
+        todo = "Copy an intact copy back" + (f", or move it out of {self.run_dir} to use {last.name} instead"
+                                            if path != last and last.is_file() else "")
         network = f"this run's {self.config['model']} with {len(self.classes)} classes (its config.json)"
         load_weights(self.model, read_checkpoint(path, ("model",), todo)["model"], path, network)
         self.model.eval()
