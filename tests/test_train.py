@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from helpers.batches import batch_sources, check_batch
-from helpers.checkpoints import LAST, PREV, load_checkpoint, resume_state, save_last
+from helpers.checkpoints import LAST, PREV, kept_checkpoints, load_checkpoint, resume_state, save_last
 from helpers.datalist import write_datalist
 from helpers.errors import DataError
 from helpers.resample import resample_dataset
@@ -274,3 +274,11 @@ def test_seed_classes_map_to_structures():
     assert classes.tolist() == [[0, 1, 9, 0, 10, 11, 19, 0, 0]]  # levels above 9 become background, never canal
     assert seed_class_structures()[classes].tolist() == [[0, 1, 1, 0, 3, 2, 2, 0, 0]]
     assert seed_class_lut()[100] == 10
+
+
+def test_divergence_message_names_only_checkpoints_that_exist(tmp_path):
+    assert kept_checkpoints(tmp_path).startswith("no checkpoint has been written yet")
+    save_last(tmp_path, _tiny_state(2))
+    assert kept_checkpoints(tmp_path) == f"the last good checkpoint is kept in {tmp_path / LAST}"
+    save_last(tmp_path, _tiny_state(4))
+    assert kept_checkpoints(tmp_path).endswith(f"{tmp_path / LAST} (previous one: {tmp_path / PREV})")
