@@ -26,7 +26,8 @@ def _inspect(args) -> None:
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
         print(table.drop(columns=["flags"]).to_string(index=False))
     bad = flagged(table)
-    print(f"\n{len(table)} rows, {len(bad)} flagged")
+    unused = int((~table["training"].astype(bool)).sum())
+    print(f"\n{len(table)} rows, {len(bad)} flagged, {unused} not used for training")
     for _, row in bad.iterrows():
         print(f"  FLAGGED {row['series']}: {row['flags']}")
     if args.csv:
@@ -57,6 +58,8 @@ def _datalist(args) -> None:
 
     datalist = write_datalist(args.prep_dir, args.out, seed=args.seed, folds=args.folds)
     print(split_table(datalist).to_string())
+    for reason in datalist["skipped"]:
+        print(f"  NOT USED {reason}")
     print(f"{datalist['split']}; no patient in two parts -> {args.out}")
 
 
@@ -79,6 +82,8 @@ def _evaluate(args) -> None:
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
     print(f"seed-style score (20 classes, background in): {summary['seed_style']['mean']}")
+    for reason in table.attrs.get("skipped", []):
+        print(f"  SKIPPED {reason}")
     print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
 
 

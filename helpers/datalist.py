@@ -3,6 +3,7 @@
 Parts: `training` and `validation` (used to train and to choose a model) and `test` (held out, never used
 to choose a model). With SPIDER's `subset` column: the official `validation` patients form `test`, and
 `validation` is a seeded fifth of the official `training` patients. Without it: a seeded split.
+`skipped` lists every series that resampling refused ('path: reason'), so none goes missing unsaid.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def write_datalist(prep_dir: str | Path, out: str | Path, seed: int = 0, folds: 
     if manifest["settings"]["labels"] == "structures":
         datalist["labels"] = {str(i): name for i, name in enumerate(STRUCTURES)}
     datalist["preprocessing"] = manifest["settings"]
+    datalist["skipped"] = manifest.get("skipped", [])  # 'path: reason' of every series resample did not use
     datalist["data"] = {"data_dir": manifest.get("data_dir", ""), "synthetic": manifest.get("synthetic", False),
                         "prep_dir": os.path.relpath(prep_dir, out.parent)}
     for part in PARTS:

@@ -1,7 +1,10 @@
 """Predict with a trained run and score it the way the SPIDER challenge does, on each series' own grid.
 
 Prediction uses the run's own preprocessing (from its config): reorient, normalise, resample, sliding
-window, then back onto the input's original grid. Scores per structure (background excluded): Dice,
+window, then back onto the input's original grid. An image refused by the bad-value policy
+(`spider.value_problems`) is never predicted: `predict` stops naming it, `evaluate` skips it with the
+reason and scores the others. A damaged checkpoint, or one of another model or number of classes, stops
+both with the file named (helpers/checkpoints.py). Scores per structure (background excluded): Dice,
 95th-percentile Hausdorff distance and average symmetric surface distance, in mm.
 """
 
@@ -22,7 +25,7 @@ from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, CANAL_LABEL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
 from .models import build_model, monai_order
 from .resample import CANONICAL_ORIENTATION, ResampleSettings, _geometry, _target_grid, normalise, resample_image
-from .spider import read_image, read_mask
+from .spider import read_image, read_mask, require_usable
 
 
 # ---------------------------------------------------------------- the model of a run
@@ -30,7 +33,7 @@ class Predictor:
     """A trained run ready to segment any series: its network, weights and preprocessing."""
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | None = None):
-        from .train import load_checkpoint
+        from .checkpoints import load_weights, read_checkpoint
 
         self.run_dir = Path(run_dir)
         config_path = self.run_dir / "config.json"
@@ -49,17 +52,23 @@ class Predictor:
         self.classes = class_structures(self.config)
         self.model = build_model(self.config["model"], self.patch, self.config["model_options"],
                                  out_channels=len(self.classes)).to(self.device)
-        self.model.load_state_dict(load_checkpoint(path)["model"])
+        last = self.run_dir / "checkpoint_last.pt"
+        todo = "Copy an intact copy back" + (f", or move it out of {self.run_dir} to use {last.name} instead"
+                                            if path != last and last.is_file() else "")
+        network = f"this run's {self.config['model']} with {len(self.classes)} classes (its config.json)"
+        load_weights(self.model, read_checkpoint(path, ("model",), todo)["model"], path, network)
         self.model.eval()
         self.checkpoint = path.name
         prep = dict(self.config["preprocessing"])
         prep = {k: tuple(v) if isinstance(v, list) else v for k, v in prep.items()}
         self.settings = ResampleSettings(**prep)
 
-    def structures(self, image: sitk.Image) -> sitk.Image:
-        """Structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the input image's own grid."""
+    def structures(self, image: sitk.Image, source: str | Path = "the input image") -> sitk.Image:
+        """Structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the input image's own grid;
+        DataError naming `source` for an image the bad-value policy refuses."""
         from monai.inferers import sliding_window_inference
 
+        require_usable(image, source)
         canon = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
         size, spacing, origin = _target_grid(canon, self.settings, self.settings.spacing)
         normed, _ = normalise(canon, self.settings.percentiles, self.settings.intensity)
@@ -190,13 +199,20 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
     prep_dir = (datalist.parent / raw["data"]["prep_dir"]).resolve()
     records = {r["series"]: r for r in read_manifest(prep_dir)["series"]}
     out = Path(run_dir) / "eval" / part
-    rows = []
+    rows, skipped = [], []
     for item in tqdm(items, desc=f"evaluating {part}", disable=not progress):
-        record = records[item["series"]]
-        image = read_image(record["source_image"])
-        reference = read_mask(record["source_mask"], image)
-        start = time.perf_counter()
-        predicted = predictor.structures(image)
+        record = records.get(item["series"])
+        if record is None:
+            skipped.append(f"{item['series']}: not in {prep_dir / 'manifest.json'}; resample and rewrite the datalist")
+            continue
+        try:
+            image = read_image(record["source_image"])
+            reference = read_mask(record["source_mask"], image)
+            start = time.perf_counter()
+            predicted = predictor.structures(image, record["source_image"])
+        except DataError as e:
+            skipped.append(str(e))
+            continue
         seconds = time.perf_counter() - start
         spider = to_spider_values(predicted)
         write_image_atomic(predicted, out / "predictions" / f"{item['series']}_structures.mha")
@@ -210,9 +226,14 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
         cleaned = structure_metrics(ref, cleanup(pred), spacing)
         row.update({f"clean_{k}": v for k, v in cleaned.items()})
         rows.append(row)
+    if not rows:
+        raise KitError(f"no series of '{part}' could be evaluated: " + "; ".join(skipped))
     table = pd.DataFrame(rows)
+    table.attrs["skipped"] = skipped
     write_text_atomic(out / "metrics.csv", table.to_csv(index=False))
-    write_text_atomic(out / "summary.json", json.dumps(summarise(table, predictor, part), indent=1))
+    summary = summarise(table, predictor, part)
+    summary["skipped"] = skipped
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return table
 
 
@@ -243,7 +264,8 @@ def _num(value) -> float | None:
 def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, spider_values: bool = True) -> Path:
     """Segment one series (any orientation and spacing); write a mask on the input's own grid."""
     image = read_image(image_path)
-    structures = Predictor(run_dir).structures(image)
+    require_usable(image, image_path)  # before the network is loaded
+    structures = Predictor(run_dir).structures(image, image_path)
     result = to_spider_values(structures) if spider_values else structures
     if _geometry(result)["size"] != list(image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")

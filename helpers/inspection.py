@@ -1,4 +1,7 @@
-"""One table of every series in a dataset: geometry, intensities, labels, and flags with reasons."""
+"""One table of every series in a dataset: geometry, intensities, labels, and flags with reasons.
+
+The `training` column says whether `resample` will use the series (the bad-value policy of
+`spider.value_problems`, and a readable mask with known labels on the image's grid)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,16 @@ import SimpleITK as sitk
 
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, unknown_labels
-from .spider import Scan, Series, canonical_spacing, orientation, read_image, read_mask, scan_dataset
+from .spider import (
+    Scan,
+    Series,
+    canonical_spacing,
+    orientation,
+    read_image,
+    read_mask,
+    scan_dataset,
+    value_problems,
+)
 
 
 def intensity_convention(lo: float, hi: float, integer: bool) -> str:
@@ -32,31 +44,34 @@ def _counts(values: np.ndarray) -> tuple[int, int, bool]:
 def inspect_series(series: Series, overview_row: dict | None = None) -> dict:
     """One table row for one series; problems go to the `flags` column instead of raising."""
     row: dict = {"series": series.stem, "patient": series.patient, "sequence": series.sequence,
-                 "subset": (overview_row or {}).get("subset", "")}
-    flags = []
+                 "subset": (overview_row or {}).get("subset", ""), "training": False}
+    flags, blocking = [], []  # blocking: reasons why resample will not use the series
     try:
         image = read_image(series.image)
     except DataError as e:
         row["flags"] = str(e)
         return row
     arr = sitk.GetArrayViewFromImage(image)
-    lo, hi = float(arr.min()), float(arr.max())
-    integer = bool(np.array_equal(arr[:: max(1, arr.shape[0] // 4)], np.round(arr[:: max(1, arr.shape[0] // 4)])))
+    finite = arr[np.isfinite(arr)] if np.issubdtype(arr.dtype, np.floating) else arr
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (np.nan, np.nan)
+    sample = arr[:: max(1, arr.shape[0] // 4)]
+    integer = bool(np.array_equal(sample, np.round(sample)))
     spacing = canonical_spacing(image)
     row.update({
         "orientation": orientation(image),
         "shape (LR, SI, AP)": "x".join(str(n) for n in reversed(sitk.DICOMOrient(image, "PIR").GetSize())),
         "spacing LR mm": round(spacing[0], 3), "spacing SI mm": round(spacing[1], 3),
         "spacing AP mm": round(spacing[2], 3), "dtype": image.GetPixelIDTypeAsString(),
-        "min": round(lo, 1), "p99": round(float(np.percentile(arr, 99)), 1), "max": round(hi, 1),
-        "convention": intensity_convention(lo, hi, integer),
+        "min": round(lo, 1), "p99": round(float(np.percentile(finite, 99)), 1) if finite.size else np.nan,
+        "max": round(hi, 1),
+        "convention": intensity_convention(lo, hi, integer) if finite.size else "unknown",
     })
-    if row["convention"] == "unknown":
+    problems = value_problems(image)
+    blocking += problems
+    if row["convention"] == "unknown" and not problems:
         flags.append(f"intensity range {lo:g}..{hi:g} matches no SPIDER convention")
-    if min(image.GetSize()) < 2:
-        flags.append("a single slice along one axis")
     if series.mask is None:
-        flags.append(f"has no mask (expected masks/{series.stem}.mha)")
+        blocking.append(f"has no mask (expected masks/{series.stem}.mha)")
     else:
         try:
             mask = read_mask(series.mask, image)
@@ -66,16 +81,19 @@ def inspect_series(series: Series, overview_row: dict | None = None) -> dict:
                         "discs": n_disc, "canal": canal})
             bad = unknown_labels(values)
             if bad:
-                flags.append(f"unknown label values {bad}")
+                blocking.append(f"unknown label values {bad}")
             if len(values) == 1 and values[0] == 0:
-                flags.append("empty mask (only background)")
+                blocking.append("empty mask (only background)")
             elif not canal:
                 flags.append("no spinal canal (label 100)")
             if overview_row and str(overview_row.get("num_vertebrae", "")).strip() not in ("", str(n_vert)):
                 flags.append(f"overview.csv says {overview_row['num_vertebrae']} vertebrae, mask has {n_vert}")
         except DataError as e:
-            flags.append(str(e))
-    row["flags"] = "; ".join(flags)
+            blocking.append(str(e))
+    row["training"] = not blocking
+    if blocking:
+        blocking[-1] += ": not used for training"
+    row["flags"] = "; ".join(blocking + flags)
     return row
 
 
@@ -89,7 +107,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> pd.DataFrame:
     listed = {s.image for s in scan.series}
     for problem in scan.problems:  # stray files and masks without images
         if problem.path not in listed:
-            rows.append({"series": problem.path.name, "flags": str(problem)})
+            rows.append({"series": problem.path.name, "training": False, "flags": str(problem)})
     table = pd.DataFrame(rows)
     table["flags"] = table["flags"].fillna("")
     return table

@@ -3,7 +3,9 @@
 Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem>.nii.gz`,
 `records/<stem>.json` (written last: a series is done only when its record exists and matches), and
 `manifest.json` / `manifest.csv` with every series' original geometry and normalisation, so predictions
-can be mapped back onto the original grid.
+can be mapped back onto the original grid. Series refused by the bad-value policy (`spider.value_problems`)
+or with an unusable mask are skipped with the file and the reason, listed under `skipped` in the
+manifest; no output image is ever non-finite or constant.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import SimpleITK as sitk
 
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import to_structures, unknown_labels
-from .spider import CANONICAL_ORIENTATION, Series, read_header, read_series, scan_dataset
+from .spider import (
+    CANONICAL_ORIENTATION,
+    NORMALISATION_PERCENTILES,
+    Series,
+    read_header,
+    read_series,
+    require_usable,
+    scan_dataset,
+)
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
 SEED_FIXED_SIZE = (32, 128, 128)  # the seed project's output size, canonical order (LR, SI, AP)
@@ -33,7 +43,7 @@ class ResampleSettings:
     spacing: tuple[float, float, float] | None = None  # canonical (LR, SI, AP) mm; None: from the data
     size: tuple[int, int, int] = SEED_FIXED_SIZE
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
-    percentiles: tuple[float, float] = (0.5, 99.5)
+    percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
     intensity: str = "percentile"  # or "ct_window": the seed's fixed [-1000, 3096] -> [0, 1], for comparison
     version: int = 3
 
@@ -113,7 +123,8 @@ def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
 CT_WINDOW = (-1000.0, 3096.0)  # the seed project's window, made for one of SPIDER's conventions
 
 
-def normalise(image: sitk.Image, percentiles=(0.5, 99.5), intensity: str = "percentile") -> tuple[sitk.Image, dict]:
+def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
+              intensity: str = "percentile") -> tuple[sitk.Image, dict]:
     """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range.
     `intensity="ct_window"` applies the seed's fixed window instead (for comparison only)."""
     arr = sitk.GetArrayFromImage(image).astype(np.float32)
@@ -143,6 +154,7 @@ def _source_signature(series: Series) -> dict:
 def resample_series(series: Series, out: Path, settings: ResampleSettings, spacing, subset: str = "") -> dict:
     """Resample one series into `out`; returns its record. Raises DataError for unusable input."""
     image, mask = read_series(series)
+    require_usable(image, series.image)
     if mask is None:
         raise DataError(series.image, "has no mask; skipped")
     mask_arr = sitk.GetArrayViewFromImage(mask)
@@ -163,6 +175,9 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
         lab = sitk.Cast(canon_mask, sitk.sitkInt16)
     out_img = resample_image(normed, size, new_spacing, origin)
     out_lab = resample_labels(lab, size, new_spacing, origin)
+    written = sitk.GetArrayViewFromImage(out_img)
+    if not np.isfinite(written).all() or written.min() == written.max():
+        raise DataError(series.image, "resampling gave a non-finite or constant image; skipped")
     image_path, label_path = out / "images" / f"{series.stem}.nii.gz", out / "labels" / f"{series.stem}.nii.gz"
     write_image_atomic(out_img, image_path)
     write_image_atomic(out_lab, label_path)
@@ -194,6 +209,7 @@ def _work(args):
     try:
         return resample_series(series, out, settings, spacing, subset), None
     except DataError as e:
+        (out / "records" / f"{series.stem}.json").unlink(missing_ok=True)  # an older record no longer holds
         return None, str(e)
 
 
@@ -255,16 +271,18 @@ def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSe
         if pool:
             pool.shutdown()
     write_manifest(out, settings, [records[k] for k in sorted(records, key=lambda k: (records[k]["patient"], k))],
-                   data_dir)
+                   data_dir, result.failed)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def write_manifest(out: Path, settings: ResampleSettings, records: list[dict], data_dir: Path) -> None:
+def write_manifest(out: Path, settings: ResampleSettings, records: list[dict], data_dir: Path,
+                   skipped: list[str] = ()) -> None:
+    """manifest.json (settings, records, and `skipped`: 'path: reason' of every file not used) and manifest.csv."""
     from .synth import MARKER
 
     manifest = {"settings": asdict(settings), "settings_key": settings.key(), "data_dir": str(data_dir),
-                "synthetic": (data_dir / MARKER).is_file(), "series": records}
+                "synthetic": (data_dir / MARKER).is_file(), "series": records, "skipped": list(skipped)}
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
     rows = ["series,patient,sequence,subset,orientation,original_size,original_spacing,size,spacing,"
             "p_low_value,p_high_value"]

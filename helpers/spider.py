@@ -2,6 +2,13 @@
 
 A dataset folder holds `images/<pid>_<seq>.mha`, `masks/<pid>_<seq>.mha` and optionally
 `overview.csv`. Reading never changes a file; every problem names the file and what is wrong.
+
+Bad values (the kit's one policy, README "Bad values"; `value_problems` is its only definition):
+an image that holds NaN or infinite voxels, is constant, is a single slice along any axis, or has no
+intensity structure (the normalisation percentiles coincide, so it would normalise to a constant) is
+never given to a network. No value is replaced or guessed: `inspect` flags such a series as not for
+training, `resample` and `evaluate` skip it with the file and the reason and go on with the others,
+and `predict` refuses it (`require_usable`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from .errors import DataError
 SEQUENCES = ("t1", "t2", "t2_SPACE")
 STEM_PATTERN = re.compile(r"^(\d+)_(t1|t2|t2_SPACE)$")
 CANONICAL_ORIENTATION = "PIR"  # numpy (left-right, superior->inferior, anterior->posterior)
+NORMALISATION_PERCENTILES = (0.5, 99.5)  # per-image intensity range mapped onto [0, 1] (resample.normalise)
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,8 @@ def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
     mask = read_image(path)
     if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         arr = sitk.GetArrayViewFromImage(mask)
+        if not np.isfinite(arr).all():
+            raise DataError(path, "holds NaN or infinite values; a mask holds SPIDER label values")
         if not np.array_equal(arr, np.round(arr)):
             raise DataError(path, "holds non-integer values; a mask holds SPIDER label values")
     if image is not None:
@@ -170,6 +180,49 @@ def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
         if diff:
             raise DataError(path, f"mask is on another grid than its image: {diff}")
     return mask
+
+
+def value_problems(image: sitk.Image) -> list[str]:
+    """Why an image must not reach a network (empty when it may): the kit's bad-value policy.
+
+    Non-finite voxels (counted), a constant image, a single slice along any axis, and no intensity
+    structure: the NORMALISATION_PERCENTILES coincide, so per-image normalisation gives a constant.
+    """
+    problems = []
+    size = image.GetSize()
+    if min(size) < 2:
+        problems.append(f"a single slice along one axis (size {' x '.join(map(str, size))}); "
+                        "a 3D network needs a volume")
+    arr = sitk.GetArrayViewFromImage(image)
+    values = arr
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)
+        n_bad = arr.size - int(np.count_nonzero(finite))
+        if n_bad:
+            n_nan = int(np.count_nonzero(np.isnan(arr)))
+            kinds = " and ".join(f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_bad - n_nan, "infinite")) if n)
+            problems.append(f"holds {kinds} voxels ({100 * n_bad / arr.size:.1f} % of the volume)")
+            values = arr[finite]
+    if values.size == 0:
+        return problems
+    lo, hi = float(values.min()), float(values.max())
+    if lo == hi:
+        problems.append(f"constant image (every voxel is {lo:g})")
+    else:
+        p_lo, p_hi = (float(v) for v in np.percentile(values, NORMALISATION_PERCENTILES))
+        if p_lo == p_hi:
+            share = 100 * np.count_nonzero(values == p_lo) / values.size
+            problems.append(f"no intensity structure: {share:.1f} % of the voxels hold {p_lo:g}, so "
+                            "normalisation would give a constant image")
+    return problems
+
+
+def require_usable(image: sitk.Image, path: str | Path) -> sitk.Image:
+    """`image` if it may reach a network, else DataError naming `path` and every reason."""
+    problems = value_problems(image)
+    if problems:
+        raise DataError(path, "; ".join(problems) + "; not used (see README, 'Bad values')")
+    return image
 
 
 def read_series(series: Series) -> tuple[sitk.Image, sitk.Image | None]:

@@ -1,9 +1,11 @@
 """One training loop for the notebook, the command line and torchrun (DistributedDataParallel).
 
-A run folder holds `config.json` (everything needed to reproduce and to predict), `checkpoint_last.pt`
-and `checkpoint_best.pt` (written atomically; loaded with weights_only=True), and `metrics.jsonl`
-(one line per logged step and per validation). Rerunning the same command resumes from the last
-checkpoint at the same iteration, with optimizer, scheduler, scaler and RNG states.
+A run folder holds `config.json` (everything needed to reproduce and to predict), `checkpoint_last.pt`,
+`checkpoint_prev.pt` (the one before it) and `checkpoint_best.pt` (helpers/checkpoints.py: written
+atomically, loaded with weights_only=True), and `metrics.jsonl` (one line per logged step and per
+validation). Rerunning the same command resumes from the last readable checkpoint at its iteration,
+with optimizer, scheduler, scaler and RNG states. Every batch is checked before the step
+(helpers/batches.py), so bad data stops training with the series named instead of as a divergence.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError, KitError, atomic_path, write_text_atomic
+from .batches import check_batch
+from .checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
+from .errors import DataError, KitError, write_text_atomic
 from .labels import FOREGROUND, STRUCTURES, seed_class_lut, seed_class_structures
 from .models import build_model, monai_order, parameter_count
 from .profiles import get_profile
@@ -219,16 +223,6 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint without running code from the file (weights_only=True)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
 # ---------------------------------------------------------------- validation
 def validate(model, loader, patch, device, amp: bool, classes: np.ndarray | None = None) -> dict[str, float]:
     """Sliding-window Dice per structure (background excluded) and their mean; `classes` maps outputs to
@@ -242,6 +236,7 @@ def validate(model, loader, patch, device, amp: bool, classes: np.ndarray | None
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
         for batch in loader:
+            check_batch(batch, len(lut), "a validation batch")
             image, label = batch["image"].to(device), batch["label"].to(device)
             logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
             pred = one_hot(lut[logits.argmax(1, keepdim=True)], len(STRUCTURES))
@@ -307,10 +302,10 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
                                      t_total=config.max_iterations)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     start, best, best_iteration = 0, -1.0, 0
-    last = run_dir / "checkpoint_last.pt"
-    if last.is_file():
-        state = load_checkpoint(last)
-        model.load_state_dict(state["model"])
+    resumed = resume_state(run_dir, log=print if rank == 0 else lambda _: None)
+    if resumed:
+        state, path = resumed
+        load_weights(model, state["model"], path, f"this run's {config.model} ({len(classes)} classes)")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -357,15 +352,20 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     net.train()
     for batch in stream:
         iteration += 1
+        try:
+            check_batch(batch, len(classes))
+        except DataError:
+            bar.close()
+            raise
         image, label = batch["image"].to(device), batch["label"].to(device)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=amp):
             loss = loss_fn(net(image), label)
         if not torch.isfinite(loss):
             bar.close()
-            raise TrainingDiverged(f"the loss became {loss.item()} at iteration {iteration}; training stopped and the "
-                                   f"last good checkpoint is kept in {last}. Lower the learning rate "
-                                   "(--lr) or turn AMP off, then rerun.")
+            raise TrainingDiverged(f"the loss became {loss.item()} at iteration {iteration} on a batch of finite "
+                                   f"values and known labels; training stopped and {kept_checkpoints(run_dir)}. "
+                                   "Lower the learning rate (--lr) or turn AMP off, then rerun.")
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -398,7 +398,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
                     for k, v in entry.items():
                         if k.startswith("dice_"):
                             writer.add_scalar(f"val/{k}", v, iteration)
-                save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                save_last(run_dir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                        "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                                        "iteration": iteration, "best_metric": best,
                                        "best_iteration": best_iteration, "rng": _rng_state()})

@@ -32,3 +32,55 @@ def tree_digest(root: Path) -> dict[str, str]:
     """Content hash of every file under `root`, to prove a folder was not changed."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite a series image with `change(array)` applied, geometry kept."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    out = sitk.GetImageFromArray(change(arr))
+    out.CopyInformation(image)
+    sitk.WriteImage(out, str(path))
+
+
+def break_values(root: Path) -> dict[str, str]:
+    """The bad values of issue 12, one per series: {stem: what the kit must say}. The rest stay good."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    stems = sorted((p.stem for p in (root / "images").glob("*.mha")), key=lambda s: (int(s.split("_")[0]), s))
+    images = root / "images"
+
+    def nan_quarter(a):
+        a[: max(1, a.shape[0] // 4)] = np.nan
+        return a
+
+    def infinite(a):
+        a.flat[::97] = np.inf
+        a.flat[1::89] = -np.inf
+        return a
+
+    def speckle(a):  # no intensity structure: background everywhere but a few bright voxels
+        b = np.zeros_like(a)
+        b.flat[:: 1000] = 500.0
+        return b
+
+    _rewrite(images / f"{stems[0]}.mha", nan_quarter)
+    _rewrite(images / f"{stems[1]}.mha", infinite)
+    _rewrite(images / f"{stems[2]}.mha", lambda a: np.zeros_like(a))
+    _rewrite(images / f"{stems[3]}.mha", speckle)
+    for folder in ("images", "masks"):  # one sagittal slice, image and mask alike
+        path = root / folder / f"{stems[4]}.mha"
+        image = sitk.ReadImage(str(path))
+        sitk.WriteImage(image[image.GetSize()[0] // 2: image.GetSize()[0] // 2 + 1, :, :], str(path))
+    return {stems[0]: "NaN", stems[1]: "infinite voxels", stems[2]: "constant image",
+            stems[3]: "no intensity structure", stems[4]: "a single slice"}
+
+
+@pytest.fixture
+def bad_values_copy(dataset_copy) -> tuple[Path, dict[str, str]]:
+    """A private copy of the small dataset with five series carrying bad values, and what to expect."""
+    return dataset_copy, break_values(dataset_copy)

@@ -1,19 +1,26 @@
 """Metrics on hand-made cases, predictions on the original grid, the report, and predict on real data."""
 
+import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+import torch
 
 from helpers.datalist import write_datalist
+from helpers.errors import DataError
 from helpers.evaluate import Predictor, evaluate, seed_style_score, structure_metrics, to_spider_values
 from helpers.report import build_report
 from helpers.resample import resample_dataset
 from helpers.spider import read_series, scan_dataset
 from helpers.train import TrainConfig, train
+
+from .conftest import tree_digest
 
 
 def test_identical_masks_score_perfectly():
@@ -122,3 +129,66 @@ def test_evaluate_without_a_run_says_so(tmp_path):
     run = subprocess.run([sys.executable, "-m", "helpers", "evaluate", "--run", str(tmp_path)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "config.json: not found" in run.stderr
+
+
+def _predict(image, run, out):
+    return subprocess.run([sys.executable, "-m", "helpers", "predict", str(image), "--run", str(run),
+                           "--out", str(out)], capture_output=True, text=True)
+
+
+def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_path):
+    from helpers.models import build_model, monai_order
+
+    run = Path(shutil.copytree(trained / "run", tmp_path / "run"))
+    best = run / "checkpoint_best.pt"
+    data = best.read_bytes()
+    best.write_bytes(data[: len(data) // 2])  # a truncated sync
+    with pytest.raises(DataError, match="checkpoint_best.pt: is damaged: truncated"):
+        Predictor(run)
+    image = scan_dataset(small_dataset).complete[0].image
+    for args in (["predict", str(image), "--run", str(run), "--out", str(tmp_path / "p.mha")],
+                 ["evaluate", "--run", str(run)]):
+        cli = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True)
+        assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr[-2000:]
+        assert f"{best}: is damaged" in cli.stderr and "to use checkpoint_last.pt instead" in cli.stderr
+    assert not (tmp_path / "p.mha").exists()
+    config = json.loads((run / "config.json").read_text())
+    patch = monai_order(config["patch_size"])
+    others = {"another number of classes": build_model("unetr", patch, config["model_options"], out_channels=20),
+              "another model": build_model("unet", patch)}
+    for what, model in others.items():
+        torch.save({"model": model.state_dict()}, best)
+        with pytest.raises(DataError) as err:
+            Predictor(run)
+        assert f"{best}: does not fit this run's unetr with 4 classes" in str(err.value), what
+        assert "another model or for another number of classes" in str(err.value)
+
+
+def test_predict_refuses_bad_values_and_evaluate_skips_them(trained, small_dataset, tmp_path):
+    image, _ = read_series(scan_dataset(small_dataset).complete[0])
+    arr = sitk.GetArrayFromImage(image)
+    arr[: arr.shape[0] // 4] = np.nan
+    nan = sitk.GetImageFromArray(arr)
+    nan.CopyInformation(image)
+    sitk.WriteImage(nan, str(tmp_path / "nan.mha"))
+    cli = _predict(tmp_path / "nan.mha", trained / "run", tmp_path / "out.mha")
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr[-2000:]
+    assert f"{tmp_path / 'nan.mha'}: holds " in cli.stderr and "NaN voxels" in cli.stderr
+    assert not (tmp_path / "out.mha").exists()
+
+    data = Path(shutil.copytree(small_dataset, tmp_path / "data"))
+    resample_dataset(data, tmp_path / "prep", progress=False)
+    datalist = write_datalist(tmp_path / "prep", tmp_path / "datalist.json")
+    assert len(datalist["test"]) >= 2
+    victim = datalist["test"][0]["series"]
+    path = data / "images" / f"{victim}.mha"
+    constant = sitk.ReadImage(str(path)) * 0  # the raw file turned bad after resampling
+    sitk.WriteImage(constant, str(path))
+    before = tree_digest(data)
+    run = Path(shutil.copytree(trained / "run", tmp_path / "run"))
+    table = evaluate(run, tmp_path / "datalist.json", part="test", progress=False)
+    assert victim not in set(table["series"]) and len(table) == len(datalist["test"]) - 1
+    skipped = json.loads((run / "eval" / "test" / "summary.json").read_text())["skipped"]
+    assert skipped == table.attrs["skipped"] and len(skipped) == 1
+    assert skipped[0].startswith(f"{path}: constant image")
+    assert tree_digest(data) == before

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from helpers.resample import (
 )
 from helpers.spider import read_series, scan_dataset
 
-from .conftest import tree_digest
+from .conftest import break_values, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +125,42 @@ def test_bad_input(dataset_copy, tmp_path):
     text = "\n".join(result.failed)
     assert f"{stems[0]}.mha: mask is on another grid" in text and f"{stems[1]}.mha: empty mask" in text
     assert len(result.done) == len(stems) - 2
+
+
+def test_bad_values_are_skipped_named_and_never_written(dataset_copy, tmp_path):
+    """Series that turn bad after a first resampling: skipped with file and reason, dropped from the
+    manifest, listed by the datalist; every training volume written is finite and not constant."""
+    from helpers.datalist import write_datalist
+
+    out = tmp_path / "prep"
+    first = resample_dataset(dataset_copy, out, progress=False)
+    expected = break_values(dataset_copy)
+    before = tree_digest(dataset_copy)
+    for _ in range(2):  # a rerun names them again
+        result = resample_dataset(dataset_copy, out, progress=False)
+        assert tree_digest(dataset_copy) == before
+        assert len(result.failed) == len(expected)
+        for stem, what in expected.items():
+            line = next(f for f in result.failed if f"{stem}.mha:" in f)
+            assert what in line and str(dataset_copy / "images" / f"{stem}.mha") in line, line
+            assert f"  SKIPPED {line}" in str(result)
+            assert not (out / "records" / f"{stem}.json").exists()
+        assert len(result.done) + len(result.skipped_up_to_date) == len(first.done) - len(expected)
+    manifest = read_manifest(out)
+    assert {r["series"] for r in manifest["series"]}.isdisjoint(expected)
+    assert manifest["skipped"] == result.failed
+    for record in manifest["series"]:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(out / record["image"])))
+        assert np.isfinite(a).all() and a.min() < a.max(), record["series"]
+    datalist = write_datalist(out, tmp_path / "datalist.json")
+    listed = {i["series"] for part in ("training", "validation", "test") for i in datalist[part]}
+    assert listed.isdisjoint(expected) and len(listed) == len(manifest["series"])
+    assert datalist["skipped"] == result.failed
+    run = subprocess.run([sys.executable, "-m", "helpers", "datalist", str(out), "--out", str(tmp_path / "d.json")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert [line for line in run.stdout.splitlines() if line.startswith("  NOT USED ")] == \
+        [f"  NOT USED {reason}" for reason in result.failed]
 
 
 def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monkeypatch):

@@ -17,8 +17,10 @@ from helpers.spider import (
     read_image,
     read_mask,
     read_series,
+    require_usable,
     scan_dataset,
     to_canonical,
+    value_problems,
 )
 
 from .conftest import tree_digest
@@ -130,3 +132,60 @@ def test_real_samples_read_and_inspect(real_samples):
     assert set(table["convention"]) == {"8-bit 0..255"}
     assert flagged(table).empty
     assert tree_digest(real_samples) == before
+
+
+def _volume(arr) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.asarray(arr, np.float32))
+    image.SetSpacing((0.6, 0.6, 3.3))
+    return image
+
+
+def test_value_policy_on_each_kind_of_bad_image(tmp_path):
+    rng = np.random.default_rng(0)
+    good = rng.normal(500, 100, (8, 30, 30))
+    assert value_problems(_volume(good)) == []
+    assert value_problems(sitk.Cast(_volume(good), sitk.sitkInt16)) == []
+    nan, inf = good.copy(), good.copy()
+    nan[:2] = np.nan
+    inf[0, 0, :3] = [np.inf, -np.inf, np.inf]
+    speckle = np.zeros_like(good)
+    speckle.flat[::500] = 900.0
+    cases = {"holds 1800 NaN voxels (25.0 % of the volume)": nan,
+             "holds 3 infinite voxels": inf,
+             "constant image (every voxel is 7)": np.full_like(good, 7.0),
+             "no intensity structure: 99.8 % of the voxels hold 0": speckle,
+             "a single slice along one axis (size 30 x 30 x 1)": good[:1],
+             "a single slice along one axis (size 1 x 30 x 8)": good[:, :, :1]}
+    for expected, arr in cases.items():
+        problems = value_problems(_volume(arr))
+        assert any(expected in p for p in problems), (expected, problems)
+    all_nan = value_problems(_volume(np.full_like(good, np.nan)))
+    assert all_nan == ["holds 7200 NaN voxels (100.0 % of the volume)"]
+    with pytest.raises(DataError) as err:
+        require_usable(_volume(nan), tmp_path / "images" / "1_t1.mha")
+    assert "1_t1.mha: holds 1800 NaN voxels" in str(err.value) and "not used" in str(err.value)
+
+
+def test_bad_values_are_flagged_not_for_training_and_nothing_changes(bad_values_copy):
+    root, expected = bad_values_copy
+    before = tree_digest(root)
+    table = inspect_dataset(root)
+    reasons = dict(zip(flagged(table)["series"], flagged(table)["flags"]))
+    training = dict(zip(table["series"], table["training"]))
+    for stem, what in expected.items():
+        assert what in reasons[stem] and "not used for training" in reasons[stem], (stem, reasons.get(stem))
+        assert not training[stem]
+    good = [stem for stem, use in training.items() if use]
+    assert len(good) == len(table) - len(expected) and not set(good) & set(reasons)
+    nan_row = table.set_index("series").loc[next(iter(expected))]
+    assert np.isfinite([nan_row["min"], nan_row["max"], nan_row["p99"]]).all()  # statistics of the finite voxels
+    assert tree_digest(root) == before
+
+
+def test_cli_inspect_names_bad_values(bad_values_copy):
+    root, expected = bad_values_copy
+    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(root)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert f"{len(expected)} not used for training" in run.stdout and "Traceback" not in run.stdout + run.stderr
+    for stem, what in expected.items():
+        assert any(line.startswith(f"  FLAGGED {stem}: ") and what in line for line in run.stdout.splitlines())

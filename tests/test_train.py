@@ -4,20 +4,26 @@ import hashlib
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
+from helpers.batches import batch_sources, check_batch
+from helpers.checkpoints import LAST, PREV, kept_checkpoints, load_checkpoint, resume_state, save_last
 from helpers.datalist import write_datalist
 from helpers.errors import DataError
 from helpers.resample import resample_dataset
-from helpers.train import TrainConfig, TrainingDiverged, load_checkpoint, load_datalist, read_metrics, train
+from helpers.train import TrainConfig, TrainingDiverged, load_datalist, read_metrics, train
+
+from .conftest import tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +76,17 @@ def test_killed_run_resumes_where_it_stopped(datalist, tmp_path):
     assert vals == [3, 6, 9, 12]
     again = subprocess.run(_cmd(datalist, out, 12, 3), capture_output=True, text=True)
     assert "already finished" in again.stdout
+    assert load_checkpoint(out / PREV)["iteration"] == 9
+    _truncate(out / LAST)  # a damaged last checkpoint costs one validation interval, not the run
+    longer = subprocess.run(_cmd(datalist, out, 15, 3), capture_output=True, text=True)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert f"{out / LAST}: is damaged" in longer.stdout and f"resuming {out} from iteration 9" in longer.stdout
+    assert [e["iteration"] for e in read_metrics(out) if e["kind"] == "validation"] == [3, 6, 9, 12, 15]
+    _truncate(out / LAST)
+    _truncate(out / PREV)
+    broken = subprocess.run(_cmd(datalist, out, 18, 3), capture_output=True, text=True)
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert f"{out / LAST}: is damaged" in broken.stderr and f"Move {LAST} out of" in broken.stderr
 
 
 @pytest.mark.slow
@@ -113,19 +130,139 @@ def test_bad_datalists_say_what_is_wrong(datalist, tmp_path):
 
 
 @pytest.mark.slow
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(small_dataset, tmp_path):
+def test_nan_input_stops_training_as_bad_data_and_keeps_the_checkpoint(small_dataset, tmp_path):
     resample_dataset(small_dataset, tmp_path / "prep", progress=False)
     write_datalist(tmp_path / "prep", tmp_path / "datalist.json")
     config = TrainConfig(str(tmp_path / "datalist.json"), str(tmp_path / "run"), max_iterations=2, val_every=2)
     train(config, progress=False)
     digest = hashlib.sha256((tmp_path / "run" / "checkpoint_last.pt").read_bytes()).hexdigest()
-    for path in (tmp_path / "prep" / "images").glob("*.nii.gz"):
+    for path in (tmp_path / "prep" / "images").glob("*.nii.gz"):  # changed after resampling, behind its back
         img = nib.load(path)
         nib.save(nib.Nifti1Image(np.full(img.shape, np.nan, np.float32), img.affine), path)
     config.max_iterations = 4
-    with pytest.raises(TrainingDiverged, match="iteration 3"):
+    with pytest.raises(DataError) as err:
         train(config, progress=False)
+    assert not isinstance(err.value, TrainingDiverged)
+    assert str(err.value.path).startswith(str(tmp_path / "prep" / "images"))
+    assert "NaN or infinite voxels" in str(err.value) and "not a divergence" in str(err.value)
     assert hashlib.sha256((tmp_path / "run" / "checkpoint_last.pt").read_bytes()).hexdigest() == digest
+
+
+@pytest.mark.slow
+def test_true_divergence_keeps_its_message_and_names_no_missing_checkpoint(datalist, tmp_path):
+    config = TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=6, val_every=100, lr=1e30)
+    with pytest.raises(TrainingDiverged) as err:
+        train(config, progress=False)
+    message = str(err.value)
+    assert "the loss became nan" in message and "Lower the learning rate" in message
+    assert "no checkpoint has been written yet" in message and ".pt" not in message
+    assert not list((tmp_path / "run").glob("*.pt"))
+
+
+def _loader(datalist_path, part: str):
+    """The training code's own transforms and MONAI's loader, as train() builds them."""
+    from monai.data import DataLoader, Dataset
+
+    from helpers.models import monai_order
+    from helpers.profiles import get_profile
+    from helpers.train import transforms
+
+    patch = monai_order(get_profile("smoke").patch_size)
+    items = load_datalist(datalist_path)[part]
+    return DataLoader(Dataset(items, transforms(patch, 2, part == "training")), batch_size=2), items
+
+
+def test_loader_yields_only_finite_values_from_a_mixed_folder(bad_values_copy, tmp_path):
+    root, expected = bad_values_copy
+    before = tree_digest(root)
+    resample_dataset(root, tmp_path / "prep", progress=False)
+    write_datalist(tmp_path / "prep", tmp_path / "datalist.json")
+    assert tree_digest(root) == before
+    for part in ("training", "validation"):
+        loader, items = _loader(tmp_path / "datalist.json", part)
+        seen = set()
+        for batch in loader:
+            assert torch.isfinite(batch["image"]).all()
+            assert set(torch.unique(batch["label"]).tolist()) <= {0, 1, 2, 3}
+            check_batch(batch, 4)
+            seen |= {Path(f).name.removesuffix(".nii.gz") for f in batch_sources(batch, "image")}
+        assert seen == {i["series"] for i in items} and seen.isdisjoint(expected)
+
+
+def test_bad_batches_name_their_series(datalist, tmp_path):
+    root = Path(shutil.copytree(datalist.parent, tmp_path / "copy"))
+    items = load_datalist(root / "datalist.json")["training"]
+    image, label = Path(items[0]["image"]), Path(items[1]["label"])
+    img = nib.load(image)
+    arr = img.get_fdata().astype(np.float32)
+    arr[::4, ::4, ::4] = np.inf  # in every random patch
+    nib.save(nib.Nifti1Image(arr, img.affine), image)
+    lab = nib.load(label)
+    arr = np.asarray(lab.dataobj).copy()
+    arr[arr == 2] = 7  # a value outside the 4 structure classes
+    nib.save(nib.Nifti1Image(arr, lab.affine), label)
+    errors = []
+    for part in ("training", "validation"):
+        loader, _ = _loader(root / "datalist.json", part)
+        for batch in loader:
+            try:
+                check_batch(batch, 4)
+            except DataError as e:
+                errors.append(str(e))
+    text = "\n".join(errors)
+    assert f"{image}: holds NaN or infinite voxels" in text
+    assert f"{label}: holds label values 7 outside the 4 classes 0..3" in text
+    assert "not a divergence" in text
+
+
+def _tiny_state(iteration: int) -> dict:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": {}, "scaler": {},
+            "iteration": iteration, "best_metric": 0.5, "best_iteration": iteration, "rng": {}}
+
+
+def _truncate(path: Path) -> None:
+    """What an interrupted Google Drive sync leaves: the first half of the file."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_damaged_last_checkpoint_costs_one_interval(tmp_path):
+    for iteration in (2, 4):
+        save_last(tmp_path, _tiny_state(iteration))
+    assert load_checkpoint(tmp_path / PREV)["iteration"] == 2 and load_checkpoint(tmp_path / LAST)["iteration"] == 4
+    _truncate(tmp_path / LAST)
+    messages = []
+    state, path = resume_state(tmp_path, messages.append)
+    assert path == tmp_path / PREV and state["iteration"] == 2
+    assert messages[0].startswith(f"{tmp_path / LAST}: is damaged")
+    assert "resuming from the previous checkpoint checkpoint_prev.pt (iteration 2)" in messages[0]
+    save_last(tmp_path, _tiny_state(6))  # the damaged last is replaced; the good previous one stays
+    assert load_checkpoint(tmp_path / PREV)["iteration"] == 2 and load_checkpoint(tmp_path / LAST)["iteration"] == 6
+    (tmp_path / LAST).unlink()  # killed between the two renames of a save
+    state, path = resume_state(tmp_path, messages.append)
+    assert path == tmp_path / PREV and "checkpoint_last.pt is missing" in messages[-1]
+    assert resume_state(tmp_path / "new run") is None
+
+
+def test_no_readable_checkpoint_says_which_and_what_to_do(tmp_path):
+    for iteration in (2, 4):
+        save_last(tmp_path, _tiny_state(iteration))
+    _truncate(tmp_path / LAST)
+    _truncate(tmp_path / PREV)
+    with pytest.raises(DataError) as err:
+        resume_state(tmp_path)
+    assert err.value.path == tmp_path / LAST
+    assert "is damaged" in str(err.value) and f"no readable {PREV}" in str(err.value)
+    assert f"Move {LAST} out of {tmp_path}" in str(err.value)
+    (tmp_path / PREV).unlink()
+    (tmp_path / LAST).write_text("not a checkpoint")
+    with pytest.raises(DataError, match="is damaged: truncated or not a PyTorch checkpoint"):
+        resume_state(tmp_path)
+    torch.save({"model": {}}, tmp_path / LAST)
+    with pytest.raises(DataError, match="is not a checkpoint of this kit \\(it lacks optimizer"):
+        resume_state(tmp_path)
 
 
 def test_seed_classes_map_to_structures():
@@ -160,3 +297,11 @@ def test_balanced_patches_centre_on_every_structure(datalist):
     assert balanced.min() > 0.12, balanced  # each class ~1/4 (augmentation moves a few centres)
     pos_neg = _centre_classes(datalist, [])  # the seed's pos/neg sampling: the canal is rarely the centre
     assert pos_neg[3] < 0.5 * balanced[3], (pos_neg, balanced)
+
+
+def test_divergence_message_names_only_checkpoints_that_exist(tmp_path):
+    assert kept_checkpoints(tmp_path).startswith("no checkpoint has been written yet")
+    save_last(tmp_path, _tiny_state(2))
+    assert kept_checkpoints(tmp_path) == f"the last good checkpoint is kept in {tmp_path / LAST}"
+    save_last(tmp_path, _tiny_state(4))
+    assert kept_checkpoints(tmp_path).endswith(f"{tmp_path / LAST} (previous one: {tmp_path / PREV})")
