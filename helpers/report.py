@@ -76,7 +76,12 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
               f"- intensity: each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} "
               "percentiles and scaled to [0, 1] (no CT window)",
               f"- labels: `{pre['labels']}` (0 background, 1 vertebra, 2 disc, 3 canal)", ""]
-    lines += ["## Training", "", "![training curves](figures/curves.png)", ""]
+    lines += ["## Training", "",
+              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (LR x SI x AP), "
+              f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
+              f"class (background, vertebra, disc, canal) {config.get('class_ratios') or 'half on a structure, half anywhere'}, "
+              f"loss `{config.get('loss', 'dicece')}`, AdamW lr {config['lr']:g} with warmup and cosine decay.", "",
+              "![training curves](figures/curves.png)", ""]
     if best:
         lines += [f"Best validation mean Dice {best['dice_mean']:.3f} at iteration {best['iteration']} "
                   f"(vertebra {best['dice_vertebra']:.3f}, disc {best['dice_disc']:.3f}, canal {best['dice_canal']:.3f}).", ""]
@@ -110,8 +115,9 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
               f"the `{part}` patients.", ""]
     lines += ["## Limitations", "",
               "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
-                      if synthetic else "") + "The smoke profile trains for a few dozen iterations on a CPU: enough to "
-              "test the pipeline, not to segment well. Use the `gpu` profile on the real data for real numbers.",
+                      if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: enough for "
+              "clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real data for real "
+              "numbers." if config["profile"] == "smoke" else ""),
               "- Dice here is per structure (semantic); instance numbering (SPIDER values) comes from connected "
               "components and is not scored per instance.",
               "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
