@@ -36,6 +36,31 @@ def test_shifted_box_has_the_known_distance():
     assert np.isnan(m["dice_disc"]) and np.isnan(m["hd95_disc"])
 
 
+def test_structure_metrics_equal_monai(small_dataset):
+    """The kit's fast borders and distances give MONAI's HD95 and ASSD on a shifted, fragmented prediction."""
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+    from helpers.labels import to_structures
+
+    rng = np.random.default_rng(1)
+    for series in scan_dataset(small_dataset).complete[:3]:
+        _, mask = read_series(series)
+        ref = to_structures(sitk.GetArrayFromImage(mask))
+        pred = np.roll(ref, (1, -2), (0, 2))
+        noise = rng.random(ref.shape) < 0.01
+        pred[noise] = rng.integers(0, 4, noise.sum())
+        spacing = tuple(reversed(mask.GetSpacing()))
+        m = structure_metrics(ref, pred, spacing)
+        for index, name in ((1, "vertebra"), (2, "disc"), (3, "canal")):
+            a = torch.from_numpy(np.stack([pred != index, pred == index])[None])
+            b = torch.from_numpy(np.stack([ref != index, ref == index])[None])
+            hd95 = float(compute_hausdorff_distance(a, b, percentile=95, spacing=spacing)[0, 0])
+            assd = float(compute_average_surface_distance(a, b, symmetric=True, spacing=spacing)[0, 0])
+            assert m[f"hd95_{name}"] == pytest.approx(hd95, rel=1e-5)
+            assert m[f"assd_{name}"] == pytest.approx(assd, rel=1e-5)
+
+
 def test_seed_style_counts_background():
     ref = np.zeros((10, 10, 10), np.int16)
     ref[2:5] = 1
@@ -75,8 +100,8 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     for row in table.itertuples():
         series = next(s for s in scan_dataset(small_dataset).complete if s.stem == row.series)
         image, _ = read_series(series)
-        for name in (f"{row.series}.mha", f"{row.series}_structures.mha"):
-            pred = sitk.ReadImage(str(preds / name))
+        for pred_path in (preds / f"{row.series}.mha", run / "eval" / "test" / "structures" / f"{row.series}.mha"):
+            pred = sitk.ReadImage(str(pred_path))
             assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetOrigin(), image.GetOrigin())
             assert np.allclose(pred.GetDirection(), image.GetDirection())
         orientations.add(sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection()))
