@@ -132,7 +132,7 @@ def _download(args) -> None:
 def _bench(args) -> None:
     from .bench import run_bench
 
-    run_bench(args.out, quick=args.quick)
+    run_bench(args.out, quick=args.quick, only=args.only)
     print((args.out / "benchmarks.md").read_text())
 
 
@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    p.add_argument("--only", choices=["scoring"],
+                   help="measure only this part and keep the other figures already in OUT/benchmarks.json")
     p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
     p.set_defaults(func=_bench)
 

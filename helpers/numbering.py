@@ -45,12 +45,13 @@ def _vertebra_levels(sizes, centre, span, big: float = 0.3, alone: float = 0.05)
     if not n:
         return np.zeros(0, int)
     order = np.argsort(-sizes, kind="stable")
-    starts = [i for i in order if sizes[i] >= big * sizes.max()]
+    largest = sizes.max()
+    starts = [i for i in order if sizes[i] >= big * largest]
     spans = [tuple(span[i]) for i in starts]
     for i in order:
-        if sizes[i] < alone * sizes.max():
+        if sizes[i] < alone * largest:
             break  # sorted by size: the rest are smaller still
-        if i in starts:
+        if sizes[i] >= big * largest:
             continue
         lo, hi = span[i]
         if all(hi < a or lo > b for a, b in spans):  # rows no level covers yet: a vertebra of its own
