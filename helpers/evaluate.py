@@ -245,7 +245,7 @@ def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str
     for key, prefix in (("challenge", ""), ("challenge_corrected", "corrected_")):
         columns = {f"{prefix}{m}": m for m in CHALLENGE_METRICS}
         if set(columns) <= set(table.columns):
-            rows = table.rename(columns={"series": "scan", **columns})[["scan", *CHALLENGE_METRICS]]
+            rows = table[["series", *columns]].rename(columns={"series": "scan", **columns})
             summary[key] = challenge_summary(rows.to_dict("records"))
     summary["seconds_per_case"] = _num(table["seconds"].mean())
     if "scoring_seconds" in table:

@@ -1,5 +1,6 @@
 """Metrics on hand-made cases, predictions on the original grid, the report, and predict on real data."""
 
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import SimpleITK as sitk
 
 from helpers.datalist import write_datalist
 from helpers.evaluate import Predictor, evaluate, seed_style_score, structure_metrics, to_spider_values
-from helpers.report import build_report
+from helpers.report import _fmt_n, build_report
 from helpers.resample import resample_dataset
 from helpers.spider import read_series, scan_dataset
 from helpers.train import TrainConfig, train
@@ -112,6 +113,14 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     for name in ("vertebra", "disc", "canal"):
         assert f"{csv[f'dice_{name}'].mean():.3f} ± {csv[f'dice_{name}'].std(ddof=0):.3f}" in text
     assert "Synthetic data" in text.splitlines()[2] and "0.7154" in text and "0.93 ± 0.05" in text
+    assert all(f"### View {n}" in text for n in (1, 2, 3)) and "**Which number to quote.**" in text
+    challenge = json.loads((run / "eval" / "test" / "challenge.json").read_text())
+    assert f"| overall | {_fmt_n(challenge['summary']['OveralDiceScore'])} |" in text
+    scored = subprocess.run([sys.executable, "-m", "helpers", "score", "--reference", str(small_dataset / "masks"),
+                             "--prediction", str(preds), "--json", str(tmp_path / "score.json")],
+                            capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line
+    assert json.loads((tmp_path / "score.json").read_text())["summary"] == challenge["summary"]
     assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
     assert (tmp_path / "report" / "figures" / "curves.png").is_file()
 
