@@ -283,9 +283,9 @@ def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-def run_bench(out: str | Path, quick: bool = False, only: str | None = None) -> dict:
-    """Measure everything (or `only="scoring"`, kept beside the other figures already in OUT) and write
-    OUT/benchmarks.json and OUT/benchmarks.md."""
+def run_bench(out: str | Path, quick: bool = False, only: str | None = None, run: str | Path | None = None) -> dict:
+    """Measure everything (or `only="scoring"`, kept beside the other figures already in OUT, with RUN's model
+    predictions scored too when given) and write OUT/benchmarks.json and OUT/benchmarks.md."""
     out = Path(out)
     if only == "scoring":
         previous = out / "benchmarks.json"
@@ -293,7 +293,8 @@ def run_bench(out: str | Path, quick: bool = False, only: str | None = None) -> 
         results["targets"] = TARGETS
         with tempfile.TemporaryDirectory() as name:
             print("scoring ...", flush=True)
-            results["scoring"] = {**bench_scoring(Path(name)), "command": "python -m helpers bench --only scoring",
+            command = "python -m helpers bench --only scoring" + (" --run RUN" if run else "")
+            results["scoring"] = {**bench_scoring(Path(name), Path(run) if run else None), "command": command,
                                   "machine": machine()}
     else:
         results = _run_all(quick)
@@ -369,8 +370,8 @@ def _scoring_markdown(s: dict) -> str:
     sizes = sorted({"x".join(map(str, r["size"][::-1])) for r in s["series"]})
     lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
               "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
-              "(each a stray fragment). Smoke model: what a model from the smoke profile predicts on these series "
-              "(only in the full benchmark).", "",
+              "(each a stray fragment). Smoke model: what a model trained by the smoke profile on synthetic data "
+              "predicts on these series (with `--run`, or in the full benchmark).", "",
               "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
               "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",
               "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",

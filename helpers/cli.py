@@ -132,7 +132,7 @@ def _download(args) -> None:
 def _bench(args) -> None:
     from .bench import run_bench
 
-    run_bench(args.out, quick=args.quick, only=args.only)
+    run_bench(args.out, quick=args.quick, only=args.only, run=args.run)
     print((args.out / "benchmarks.md").read_text())
 
 
@@ -233,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
     p.add_argument("--only", choices=["scoring"],
                    help="measure only this part and keep the other figures already in OUT/benchmarks.json")
+    p.add_argument("--run", type=Path, help="with --only scoring: also score this training run's own predictions")
     p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
     p.set_defaults(func=_bench)
 

@@ -88,6 +88,7 @@ class BorderSet:
 
     def __init__(self, labels: np.ndarray, connectivity: int = 3):
         self.points = label_borders(labels, connectivity)
+        self.box = {label: (pts.min(0), pts.max(0)) for label, pts in self.points.items()}  # first, last voxel
         self._trees: dict[tuple, cKDTree] = {}
 
     def scaled(self, label: int, sampling: Sequence[float]) -> np.ndarray:
@@ -112,15 +113,18 @@ def distance_map(points: np.ndarray, low: np.ndarray, shape: Sequence[int], samp
 
 
 def _near_offsets(sampling: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Offsets (voxels) within radius R = NEAR_VOXELS x coarsest spacing, nearest first, their distances (mm)
-    and the half-widths of their box; every offset outside that box lies farther than R."""
+    """Offsets (voxels) within radius R, nearest first, their distances (mm) and the half-widths of their box.
+
+    R is NEAR_VOXELS x the coarsest spacing, but no more than NEAR_VOXELS + 1 voxels along any axis, so every
+    offset outside the box lies at R or farther: a hit among them is the nearest voxel."""
     spacing = np.asarray(sampling, dtype=np.float64)
-    radius = NEAR_VOXELS * spacing.max()
-    half = np.floor(radius / spacing).astype(int)
+    half = np.minimum(np.floor(NEAR_VOXELS * spacing.max() / spacing), NEAR_VOXELS + 1).astype(int)
+    radius = min(NEAR_VOXELS * spacing.max(), float(((half + 1) * spacing).min()))
     grid = np.stack(np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij"), -1).reshape(-1, len(half))
     dist = np.sqrt(((grid * spacing) ** 2).sum(1))
-    keep = np.argsort(dist[dist <= radius], kind="stable")
-    return grid[dist <= radius][keep], dist[dist <= radius][keep], half
+    near = dist <= radius
+    keep = np.argsort(dist[near], kind="stable")
+    return grid[near][keep], dist[near][keep], half
 
 
 def directed_distances(source: BorderSet, source_label: int, target: BorderSet, target_label: int,
@@ -128,8 +132,9 @@ def directed_distances(source: BorderSet, source_label: int, target: BorderSet, 
     """Distance (mm) from each border voxel of `source_label` to the nearest border voxel of `target_label`."""
     points, goal = source.points[source_label], target.points[target_label]
     offsets, dist, half = _near_offsets(sampling)
-    low = goal.min(0) - half
-    shape = goal.max(0) + half - low + 1
+    (goal_low, goal_high), (source_low, source_high) = target.box[target_label], source.box[source_label]
+    low = goal_low - half
+    shape = goal_high + half - low + 1
     mask = np.zeros(shape, bool)
     mask[tuple((goal - low).T)] = True
     out = np.full(len(points), np.inf)
@@ -147,8 +152,8 @@ def directed_distances(source: BorderSet, source_label: int, target: BorderSet, 
     rest = np.flatnonzero(np.isinf(out))
     if rest.size:
         far = points[rest]
-        low = np.minimum(far.min(0), goal.min(0))
-        shape = np.maximum(far.max(0), goal.max(0)) - low + 1
+        low = np.minimum(source_low, goal_low)  # the source's box holds the far points: no search over them
+        shape = np.maximum(source_high, goal_high) - low + 1
         if len(far) > MAP_SHARE * float(np.prod(shape)):
             out[rest] = distance_map(goal, low, shape, sampling)[tuple((far - low).T)]
         else:
