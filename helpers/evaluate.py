@@ -2,7 +2,8 @@
 
 Prediction uses the run's own preprocessing (from its config): reorient, normalise, resample, sliding
 window, then back onto the input's original grid. Scores per structure (background excluded): Dice,
-95th-percentile Hausdorff distance and average symmetric surface distance, in mm.
+95th-percentile Hausdorff distance and average symmetric surface distance, in mm; per instance, the SPIDER
+challenge's figures (`helpers.challenge`) on the predictions numbered into SPIDER values (`helpers.numbering`).
 """
 
 from __future__ import annotations

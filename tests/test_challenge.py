@@ -177,6 +177,17 @@ def test_partial_vertebrae_count_only_in_the_overall_figures():
     assert m["DiceScoreVertebrae"] == 1 and m["DetectionRateVertebrae"] == 1
     assert m["OveralDiceScore"] == pytest.approx(2 / 3)
     assert m["DiceScoreSpinalCanal"] == 999  # quirk: no canal in the reference
+    assert math.isnan(scan_metrics(score_instances(ref, pred, (1.0, 1.0, 1.0)), "corrected")["DiceScoreSpinalCanal"])
+
+
+def test_a_reference_without_vertebrae_or_anything_does_not_crash():
+    ref = np.zeros((6, 10, 10), np.int16)
+    ref[1:3, 2:6, 2:6] = 201
+    for variant in ("challenge", "corrected"):
+        m = scan_metrics(score_instances(ref, ref, (1.0, 1.0, 1.0)), variant)  # the challenge's code divides by 0
+        assert math.isnan(m["DetectionRateVertebrae"]) and m["DetectionRateDiscs"] == 1 and m["OveralDiceScore"] == 1
+        empty = scan_metrics(score_instances(ref * 0, ref, (1.0, 1.0, 1.0)), variant)  # the challenge's crashes
+        assert all(math.isnan(v) for v in empty.values())
 
 
 def test_bad_input_is_named(small_dataset, tmp_path):
