@@ -97,6 +97,7 @@ def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: 
     for values in (reference, prediction):
         if values.size and (values.min() < 0 or values.max() >= _MAX_VALUE):
             raise ValueError("label values must lie in 0..255; check them against the label table first")
+    reference, prediction = reference.astype(np.int16, copy=False), prediction.astype(np.int16, copy=False)
     code = reference.astype(np.int32) * _MAX_VALUE + prediction  # one pass: the overlap of every pair of labels
     joint = np.bincount(code.ravel(), minlength=_MAX_VALUE ** 2).reshape(_MAX_VALUE, _MAX_VALUE)
     ref_sizes, pred_sizes = joint.sum(1), joint.sum(0)

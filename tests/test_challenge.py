@@ -66,6 +66,16 @@ def test_vertebrae_one_level_off_keep_the_challenge_dice_but_not_the_seed_number
     assert seed_style_score(ref, off) < seed_style_score(ref, ref) - 0.1
 
 
+def test_a_prediction_stored_as_float_with_label_values_is_scored(small_dataset, tmp_path):
+    reference = masks(small_dataset)[0]
+    mask = sitk.ReadImage(str(reference))
+    as_float = sitk.Cast(mask, sitk.sitkFloat32)
+    (tmp_path / "pred").mkdir()
+    sitk.WriteImage(as_float, str(tmp_path / "pred" / reference.name))
+    m = scan_metrics(score_files(reference, tmp_path / "pred" / reference.name))
+    assert m["OveralDiceScore"] == 1 and m["OveralASD"] == 0
+
+
 def test_a_missing_disc_costs_what_the_rule_says(small_dataset, tmp_path):
     reference = masks(small_dataset)[-1]
     mask = sitk.ReadImage(str(reference))
