@@ -22,7 +22,8 @@ import SimpleITK as sitk
 from .errors import write_text_atomic
 from .profiles import get_profile
 
-TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0}
+TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,
+           "scoring_seconds": 3.0}
 
 
 def machine() -> dict:
@@ -263,13 +264,77 @@ def course_quality(run: Path) -> dict:
     return {f"dice_{s}": float(table[f"dice_{s}"].mean()) for s in ("vertebra", "disc", "canal")}
 
 
+# ---------------------------------------------------------------- scoring (evaluate's work after the network)
+def fragmented(structures: np.ndarray, rng: np.random.Generator, share: float = 0.01) -> np.ndarray:
+    """A scattered prediction: `share` of all voxels turned into a random structure, one stray voxel each."""
+    out = structures.copy()
+    stray = rng.random(out.shape) < share
+    out[stray] = rng.integers(1, 4, int(stray.sum()))
+    return out
+
+
+def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
+    """Reference masks of real-sized series: the real samples where present, else synthetic ones at full size."""
+    from .paths import REAL_SAMPLES_DIR
+    from .synth import write_dataset
+
+    real = sorted((REAL_SAMPLES_DIR / "masks").glob("*.mha"))
+    if real:
+        return "real samples (../shared/real-samples)", real
+    data = write_dataset(tmp / "scoring_data", cases=2, seed=5, scale=1.0, progress=False)
+    return "synthetic series at SPIDER's size", sorted((data / "masks").glob("*.mha"))[:4]
+
+
+def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
+    """Seconds per real-sized series for everything `evaluate` does after the network (`evaluate_series`:
+    numbering, semantic metrics raw and cleaned, the seed's number, the challenge's figures in both variants,
+    writing both maps, the numbering check), for a good prediction (the reference moved by one voxel in-plane),
+    a scattered one (1 % stray voxels) and, when `run_dir` holds a model, that model's own prediction; and the
+    challenge's figures of the references against their own renumbered structures (what numbering costs)."""
+    from .evaluate import Predictor, evaluate_series
+    from .labels import to_structures
+    from .numbering import numbering_cost
+    from .spider import read_image
+
+    source, paths = _scoring_series(tmp)
+    rng = np.random.default_rng(0)
+    predictor = Predictor(run_dir) if run_dir and (run_dir / "config.json").is_file() else None
+    rows = []
+    for path in paths:
+        reference = sitk.ReadImage(str(path))
+        moved = np.roll(to_structures(sitk.GetArrayFromImage(reference)), (1, 1), (1, 2))
+        kinds = {"good": moved, "scattered": fragmented(moved, rng)}
+        if predictor is not None:
+            kinds["smoke model"] = predictor.structures(read_image(path.parent.parent / "images" / path.name))
+        for kind, prediction in kinds.items():
+            if isinstance(prediction, np.ndarray):
+                prediction = sitk.GetImageFromArray(prediction)
+                prediction.CopyInformation(reference)
+            load = os.getloadavg()[0]
+            wall, cpu = time.perf_counter(), time.process_time()
+            row, _, _ = evaluate_series(reference, prediction, tmp / "scoring" / kind, path.stem)
+            rows.append({"series": path.stem, "kind": kind, "size": list(reference.GetSize()),
+                         "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
+                         "load_before": load, "dice_vertebra": row["dice_vertebra"],
+                         "DiceScoreVertebrae": row["DiceScoreVertebrae"]})
+    summary = {}
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        mine = [r for r in rows if r["kind"] == kind]
+        summary[kind] = {"seconds": float(np.mean([r["seconds"] for r in mine])),
+                         "max_seconds": float(max(r["seconds"] for r in mine)),
+                         "cpu_seconds": float(np.mean([r["cpu_seconds"] for r in mine]))}
+    return {"source": source, "cores": os.cpu_count(), "series": rows, "summary": summary,
+            "numbering_cost": numbering_cost(paths)["summary"]}
+
+
 # ---------------------------------------------------------------- the whole benchmark
-SECTIONS = ("preprocessing", "training", "course", "inference", "quality")
+SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality")
 
 
 def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = None,
-              real_samples: Path | None = None) -> dict:
-    """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json."""
+              real_samples: Path | None = None, run: str | Path | None = None) -> dict:
+    """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json.
+    `scoring` scores RUN's predictions (default: the course run's model when `course` runs too)."""
     from .paths import ROOT
     from .profiles import SEED_UNETR, SMALL_UNETR
     from .runner import run_notebooks
@@ -304,6 +369,7 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
                 result["data_wait_share"] = result["loader_batch_s"] / (result["loader_batch_s"] + result["step_s"])
                 results["training"].append(result)
         if "course" in sections or "inference" in sections:
+            results.pop("course", None)
             print("course run ...", flush=True)
             t0 = time.perf_counter()
             timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
@@ -313,6 +379,12 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             images = sorted(str(p) for p in (tmp / "course_data" / "images").glob("*.mha"))[:4]
             result, peak = _isolated(inference_worker, str(tmp / "course" / "train"), images)
             results["inference"] = {**result, "peak_rss_mb": peak}
+        if "scoring" in sections:
+            print("scoring ...", flush=True)
+            model = Path(run) if run else (tmp / "course" / "train" if "course" in results else None)
+            command = "python -m helpers bench" + (" --only scoring" if only else "") + (" --run RUN" if run else "")
+            results["scoring"] = {**bench_scoring(tmp, model if model and model.is_dir() else None),
+                                  "command": command, "machine": machine()}
         if "quality" in sections:
             print("quality at equal wall time ...", flush=True)
             results["quality"] = bench_quality(tmp, 30 if quick else 120, real_samples, 3 if quick else 6)
@@ -387,6 +459,37 @@ def _quality(q: dict) -> list[str]:
     return lines + [""]
 
 
+def _scoring_markdown(s: dict) -> str:
+    worst = max(v["seconds"] for v in s["summary"].values())
+    m = s.get("machine", {})
+    where = f" on {m['cpus']} CPUs" if m else ""
+    lines = ["", "## Evaluation speed and numbering cost (real-sized series)", "",
+             f"Measured by `{s['command']}`{where} on {len(s['series']) // len(s['summary'])} {s['source']}; "
+             "everything `evaluate` does for a series after the network (`evaluate_series`: instance numbering, "
+             "semantic Dice/HD95/ASSD raw and after cleanup, the seed's number, the challenge's instance figures in "
+             "both variants, writing both maps, and the numbering check). Wall seconds on a shared machine (the "
+             "load average before each series is in benchmarks.json); CPU seconds of this process beside them.", "",
+             "| prediction | seconds per series (mean) | max | CPU seconds (mean) | target |", "| --- | --- | --- | --- | --- |"]
+    for kind, v in s["summary"].items():
+        lines.append(f"| {kind} | {v['seconds']:.2f} | {v['max_seconds']:.2f} | {v['cpu_seconds']:.2f} | "
+                     f"{_verdict(v['seconds'] <= TARGETS['scoring_seconds'])} (at most {TARGETS['scoring_seconds']:g} s) |")
+    sizes = sorted({"x".join(map(str, r["size"][::-1])) for r in s["series"]})
+    lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
+              "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
+              "(each a stray fragment). Smoke model: what a model trained by the smoke profile on synthetic data "
+              "predicts on these series (with `--run`, or in the full benchmark).", "",
+              "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
+              "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",
+              "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",
+              "| --- | --- | --- | --- | --- |",
+              "| " + " | ".join(f"{s['numbering_cost'][k]['mean']:.4f}" for k in (
+                  "DiceScoreVertebrae", "DiceScoreDiscs", "DetectionRateVertebrae", "DetectionRateDiscs",
+                  "OveralDiceScore")) + " |"]
+    if worst > TARGETS["scoring_seconds"]:
+        lines += ["", "Where the target is missed: see the note under the table in the README's scoring section."]
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(r: dict) -> str:
     m = r["machine"]
     command = "python -m helpers bench" + (" --quick" if r["quick"] else "")
@@ -425,7 +528,9 @@ def to_markdown(r: dict) -> str:
                       + (f"; load average {c['load_average']:.1f}." if "load_average" in c else "."), ""]
     if "quality" in r and "budget_s" in r["quality"]:
         lines += _quality(r["quality"])
-    lines += ["## GPU", "", "| figure | value |", "| --- | --- |"]
+    if "scoring" in r:
+        lines += _scoring_markdown(r["scoring"]).splitlines()
+    lines += ["", "## GPU", "", "| figure | value |", "| --- | --- |"]
     gpu = r.get("gpu", {})
     for key, label in (("its_amp", "gpu profile, iterations per second with AMP"),
                        ("its_fp32", "gpu profile, iterations per second without AMP"),

@@ -87,6 +87,32 @@ def _evaluate(args) -> None:
     print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
 
 
+def _score(args) -> None:
+    import json
+
+    import pandas as pd
+
+    from .challenge import CHALLENGE_METRICS, score_folders, structure_table, table
+    from .errors import write_text_atomic
+
+    doc = score_folders(args.reference, args.prediction, progress=True)
+    print(f"{len(doc['scans'])} scans scored the SPIDER challenge's way (instances matched by overlap); "
+          "mean ± sd over scans")
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 40):
+        print(structure_table(doc).to_string(index=False))
+    print("Dice, detection rate and ASD: as the challenge's own code computes them (its leaderboard's numbers); "
+          "'corrected': spacing in the right axis order, a missed instance no longer drops the scan "
+          "(see `python -c \"import helpers.challenge; help(helpers.challenge)\"`)")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(doc, indent=1))
+        print(f"per-scan figures and summary: {args.json}")
+    if args.csv:
+        corrected = table(doc, "corrected").rename(columns={m: f"corrected_{m}" for m in CHALLENGE_METRICS})
+        frame = table(doc).merge(corrected, on="scan")
+        write_text_atomic(args.csv, frame.to_csv(index=False))
+        print(f"per-scan table: {args.csv}")
+
+
 def _predict(args) -> None:
     from .evaluate import predict_file
 
@@ -112,7 +138,7 @@ def _download(args) -> None:
 def _bench(args) -> None:
     from .bench import run_bench
 
-    run_bench(args.out, quick=args.quick, only=args.only.split(",") if args.only else None)
+    run_bench(args.out, quick=args.quick, only=args.only.split(",") if args.only else None, run=args.run)
     print((args.out / "benchmarks.md").read_text())
 
 
@@ -184,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_evaluate)
 
+    p = sub.add_parser("score", help="score a folder of predicted masks the way the SPIDER challenge does")
+    p.add_argument("--reference", required=True, type=Path, help="folder of reference masks <stem>.mha")
+    p.add_argument("--prediction", required=True, type=Path,
+                   help="folder of predictions <stem>.mha with SPIDER's values, on the references' grids")
+    p.add_argument("--json", type=Path, help="write per-scan figures and the summary (the challenge's names) here")
+    p.add_argument("--csv", type=Path, help="write the per-scan table here")
+    p.set_defaults(func=_score)
+
     p = sub.add_parser("predict", help="segment one series; the mask keeps the input's geometry")
     p.add_argument("image", type=Path)
     p.add_argument("--run", required=True, type=Path)
@@ -205,9 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    p.add_argument("--run", type=Path, help="with scoring: also score this training run's own predictions")
     p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
-    p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,quality "
-                                  "(others keep their earlier figures)")
+    p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality "
+                                  "(the others keep their figures already in OUT/benchmarks.json)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")

@@ -5,14 +5,14 @@ window, then back onto the input's original grid. An image refused by the bad-va
 (`spider.value_problems`) is never predicted: `predict` stops naming it, `evaluate` skips it with the
 reason and scores the others. A damaged checkpoint, or one of another model or number of classes, stops
 both with the file named (helpers/checkpoints.py). Scores per structure (background excluded): Dice,
-95th-percentile Hausdorff distance and average symmetric surface distance, in mm.
+95th-percentile Hausdorff distance and average symmetric surface distance, in mm; per instance, the SPIDER
+challenge's figures (`helpers.challenge`) on the predictions numbered into SPIDER values (`helpers.numbering`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,14 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
+from .challenge import Instance, scan_metrics, score_images, score_instances
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
-from .labels import BACKGROUND, CANAL, CANAL_LABEL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
+from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
 from .models import build_model, monai_order
+from .numbering import renumbered, to_spider_values
 from .resample import CANONICAL_ORIENTATION, ResampleSettings, _geometry, _target_grid, normalise, resample_image
 from .spider import read_image, read_mask, require_usable
+from .surface import BorderSet, symmetric_distances
 
 
 # ---------------------------------------------------------------- the model of a run
@@ -96,63 +99,36 @@ def cleanup(structures: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
         if n <= 1:
             continue
         sizes = np.bincount(comps.ravel())[1:]
-        keep = [np.argmax(sizes) + 1] if value == CANAL else np.nonzero(sizes >= min_fraction * sizes.max())[0] + 1
-        out[(comps > 0) & ~np.isin(comps, keep)] = BACKGROUND
+        keep = np.zeros(n + 1, bool)  # component index -> kept; one lookup instead of a search per component
+        if value == CANAL:
+            keep[np.argmax(sizes) + 1] = True
+        else:
+            keep[1:] = sizes >= min_fraction * sizes.max()
+        out[(comps > 0) & ~keep[comps]] = BACKGROUND
     return out
 
 
-def _levels(binary: np.ndarray, min_fraction: float = 0.3) -> list[tuple[np.ndarray, float]]:
-    """Connected components grouped into levels: big components (bodies, discs) each start a level, and
-    smaller pieces (posterior elements, fragments) join the level nearest in the superior-inferior axis.
-    Returns (mask, centre row) per level; rows grow towards inferior."""
-    comps, n = ndimage.label(binary)
-    if not n:
-        return []
-    sizes = np.bincount(comps.ravel())[1:]
-    rows = [c[1] for c in ndimage.center_of_mass(np.ones_like(comps), comps, range(1, n + 1))]
-    main = [i for i in range(n) if sizes[i] >= min_fraction * sizes.max()]
-    owner = {i: i if i in main else min(main, key=lambda m: abs(rows[m] - rows[i])) for i in range(n)}
-    return [(np.isin(comps, [j + 1 for j in range(n) if owner[j] == m]), rows[m]) for m in main]
-
-
-def to_spider_values(structures: sitk.Image) -> sitk.Image:
-    """SPIDER's values from a structure map: canal 100, vertebrae 1.. and discs 201.. numbered bottom-up."""
-    canon = sitk.DICOMOrient(structures, CANONICAL_ORIENTATION)
-    arr = sitk.GetArrayFromImage(canon)  # rows run superior -> inferior
-    out = np.zeros(arr.shape, np.int16)
-    out[arr == CANAL] = CANAL_LABEL
-    vertebrae = sorted(_levels(arr == VERTEBRA), key=lambda level: -level[1])  # lowest first
-    for rank, (mask, _) in enumerate(vertebrae):
-        out[mask] = min(rank + 1, 25)
-    for mask, row in _levels(arr == DISC):
-        below = sum(v_row > row for _, v_row in vertebrae)  # the disc lies just above this many vertebrae
-        out[mask] = 200 + min(below + 1, 25)
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(canon)
-    return sitk.DICOMOrient(img, sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
-        structures.GetDirection()))
-
-
 # ---------------------------------------------------------------- metrics
-def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx) -> dict[str, float]:
-    """Dice, HD95 and ASSD (mm) per structure; distances are NaN when a side is empty."""
-    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx,
+                      reference_borders: BorderSet | None = None) -> dict[str, float]:
+    """Dice, HD95 and ASSD (mm) per structure; distances are NaN when a side is empty.
 
+    The same numbers as MONAI's `compute_hausdorff_distance(percentile=95)` and symmetric
+    `compute_average_surface_distance` (edges by erosion with face connectivity, the 95th percentile of each
+    direction, the larger of the two), with every border computed once and cropped to the objects.
+    """
+    ref_borders, pred_borders = BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1)
+    joint = np.bincount((reference.astype(np.int64) * 4 + prediction).ravel(), minlength=16).reshape(4, 4)
     out = {}
     for index, name in enumerate(STRUCTURES):
         if index == BACKGROUND:
             continue
-        ref, pred = reference == index, prediction == index
-        total = ref.sum() + pred.sum()
-        out[f"dice_{name}"] = float(2 * (ref & pred).sum() / total) if total else float("nan")
-        if ref.any() and pred.any():
-            a = torch.from_numpy(np.stack([~pred, pred])[None])
-            b = torch.from_numpy(np.stack([~ref, ref])[None])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[f"hd95_{name}"] = float(compute_hausdorff_distance(a, b, percentile=95, spacing=spacing_zyx)[0, 0])
-                out[f"assd_{name}"] = float(compute_average_surface_distance(a, b, symmetric=True,
-                                                                            spacing=spacing_zyx)[0, 0])
+        total = joint[index].sum() + joint[:, index].sum()
+        out[f"dice_{name}"] = float(2 * joint[index, index] / total) if total else float("nan")
+        if index in ref_borders.points and index in pred_borders.points:
+            to_ref, to_pred = symmetric_distances(ref_borders, index, pred_borders, index, spacing_zyx)
+            out[f"hd95_{name}"] = float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
+            out[f"assd_{name}"] = float(np.concatenate([to_ref, to_pred]).mean())
         else:
             out[f"hd95_{name}"] = out[f"assd_{name}"] = float("nan")
     return out
@@ -160,12 +136,14 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
 
 def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray, max_level: int = 9) -> float:
     """The seed project's number: one mean Dice over its 20 instance classes, background included."""
+    size = 256  # SPIDER values lie below this
+    joint = np.bincount((reference_spider.astype(np.int64) * size + prediction_spider).ravel(),
+                        minlength=size * size).reshape(size, size)  # one pass instead of one per class
     scores = []
     for value in instance_classes(max_level):
-        ref, pred = reference_spider == value, prediction_spider == value
-        total = ref.sum() + pred.sum()
+        total = joint[value].sum() + joint[:, value].sum()
         if total:
-            scores.append(2 * (ref & pred).sum() / total)
+            scores.append(2 * joint[value, value] / total)
     return float(np.mean(scores))
 
 
@@ -181,13 +159,46 @@ def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:
 
 
 # ---------------------------------------------------------------- evaluation of a datalist part
+def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, sitk.Image, list[Instance]]:
+    """Everything `evaluate` measures for one series, from its reference mask (SPIDER values) and a predicted
+    structure map on the same grid: the map numbered into SPIDER values, the semantic metrics (raw and after
+    cleanup), the seed's number, and the challenge's instance figures (both variants)."""
+    from .labels import to_structures
+
+    spider = to_spider_values(predicted)
+    ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
+    ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
+    spacing = tuple(reversed(reference.GetSpacing()))
+    ref_borders = BorderSet(ref, connectivity=1)
+    row = structure_metrics(ref, pred, spacing, ref_borders)
+    row["seed_style"] = seed_style_score(ref_spider, spider_array)
+    cleaned = structure_metrics(ref, cleanup(pred), spacing, ref_borders)
+    row.update({f"clean_{k}": v for k, v in cleaned.items()})
+    instances = score_instances(ref_spider, spider_array, reference.GetSpacing())
+    row.update(scan_metrics(instances, "challenge"))
+    row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
+    return row, spider, instances
+
+
+def evaluate_series(reference: sitk.Image, predicted: sitk.Image, out: Path, stem: str
+                    ) -> tuple[dict, list[Instance], list[Instance]]:
+    """What `evaluate` does with one prediction: score it (`score_series`), write structures/<stem>.mha and
+    predictions/<stem>.mha under `out`, and score the reference against its own renumbered structures (what
+    numbering alone costs). Returns the metrics row and both sets of challenge instances."""
+    row, spider, instances = score_series(reference, predicted)
+    write_image_atomic(predicted, out / "structures" / f"{stem}.mha")
+    write_image_atomic(spider, out / "predictions" / f"{stem}.mha")
+    return row, instances, score_images(reference, renumbered(reference), variants=())  # Dice and detection
+
 
 def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
              progress: bool = True) -> pd.DataFrame:
-    """Predict every series of `part`, write predictions and per-case metrics under RUN_DIR/eval/<part>."""
+    """Predict every series of `part`; write predictions, per-case metrics and the challenge's figures under
+    RUN_DIR/eval/<part>: predictions/<series>.mha (SPIDER values, what `score` reads), structures/<series>.mha
+    (0-3), metrics.csv, challenge.json (as `python -m helpers score --json` writes it) and summary.json."""
     from tqdm.auto import tqdm
 
-    from .labels import to_structures
+    from .challenge import document
     from .resample import read_manifest
 
     predictor = Predictor(run_dir)
@@ -199,7 +210,7 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
     prep_dir = (datalist.parent / raw["data"]["prep_dir"]).resolve()
     records = {r["series"]: r for r in read_manifest(prep_dir)["series"]}
     out = Path(run_dir) / "eval" / part
-    rows, skipped = [], []
+    rows, skipped, scans, numbering = [], [], {}, {}
     for item in tqdm(items, desc=f"evaluating {part}", disable=not progress):
         record = records.get(item["series"])
         if record is None:
@@ -214,31 +225,30 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
             skipped.append(str(e))
             continue
         seconds = time.perf_counter() - start
-        spider = to_spider_values(predicted)
-        write_image_atomic(predicted, out / "predictions" / f"{item['series']}_structures.mha")
-        write_image_atomic(spider, out / "predictions" / f"{item['series']}.mha")
-        ref_spider = sitk.GetArrayFromImage(reference)
-        ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
-        spacing = tuple(reversed(image.GetSpacing()))
-        row = {"series": item["series"], "patient": item["patient"], "sequence": item["sequence"],
-               "seconds": seconds, **structure_metrics(ref, pred, spacing),
-               "seed_style": seed_style_score(ref_spider, sitk.GetArrayFromImage(spider))}
-        cleaned = structure_metrics(ref, cleanup(pred), spacing)
-        row.update({f"clean_{k}": v for k, v in cleaned.items()})
-        rows.append(row)
+        row, scans[item["series"]], numbering[item["series"]] = evaluate_series(reference, predicted, out,
+                                                                                item["series"])
+        rows.append({"series": item["series"], "patient": item["patient"], "sequence": item["sequence"],
+                     "seconds": seconds, "scoring_seconds": time.perf_counter() - start - seconds, **row})
     if not rows:
         raise KitError(f"no series of '{part}' could be evaluated: " + "; ".join(skipped))
     table = pd.DataFrame(rows)
     table.attrs["skipped"] = skipped
+    challenge = document(scans, reference="source masks of the datalist part", prediction=str(out / "predictions"))
     write_text_atomic(out / "metrics.csv", table.to_csv(index=False))
+    write_text_atomic(out / "challenge.json", json.dumps(challenge, indent=1))
     summary = summarise(table, predictor, part)
+    summary["numbering_cost"] = document(numbering)["summary"]
     summary["skipped"] = skipped
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     return table
 
 
 def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str = "test") -> dict:
-    """Mean and sd per structure and metric, raw and cleaned, and the seed-style number."""
+    """Mean and sd per structure and metric, raw and cleaned, the seed-style number, and the challenge's figures
+    (`challenge`, and `challenge_corrected`: the corrected variant) summarised as the challenge does."""
+    from .challenge import CHALLENGE_METRICS
+    from .challenge import summarise as challenge_summary
+
     summary = {"part": part, "cases": int(len(table)), "metrics": {}}
     if predictor is not None:
         summary.update({"checkpoint": predictor.checkpoint, "model": predictor.config["model"],
@@ -253,7 +263,14 @@ def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str
     dice_means = [summary["metrics"][f"dice_{n}"]["mean"] for n in FOREGROUND]
     summary["dice_mean_structures"] = _num(np.nanmean([v if v is not None else np.nan for v in dice_means]))
     summary["seed_style"] = {"mean": _num(table["seed_style"].mean()), "sd": _num(table["seed_style"].std(ddof=0))}
+    for key, prefix in (("challenge", ""), ("challenge_corrected", "corrected_")):
+        columns = {f"{prefix}{m}": m for m in CHALLENGE_METRICS}
+        if set(columns) <= set(table.columns):
+            rows = table[["series", *columns]].rename(columns={"series": "scan", **columns})
+            summary[key] = challenge_summary(rows.to_dict("records"))
     summary["seconds_per_case"] = _num(table["seconds"].mean())
+    if "scoring_seconds" in table:
+        summary["scoring_seconds_per_case"] = _num(table["scoring_seconds"].mean())
     return summary
 
 

@@ -14,6 +14,7 @@ DATA_DIR = HOME / "data" / "synthetic"  # the embedded default dataset, made by 
 REAL_DATA_DIR = HOME / "data" / "spider"  # where the real SPIDER dataset goes
 OUTPUT_DIR = HOME / "outputs"  # executed notebooks, figures, preprocessed data, runs
 REPORT_DIR = HOME / "report"
+REAL_SAMPLES_DIR = ROOT.parent / "shared" / "real-samples"  # a few real SPIDER-derived series, where present
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.paths import REAL_SAMPLES_DIR as REAL_SAMPLES
 from helpers.synth import write_dataset
-
-REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import torch
 from helpers.datalist import write_datalist
 from helpers.errors import DataError
 from helpers.evaluate import Predictor, evaluate, seed_style_score, structure_metrics, to_spider_values
-from helpers.report import build_report
+from helpers.report import _fmt_n, build_report
 from helpers.resample import resample_dataset
 from helpers.spider import read_series, scan_dataset
 from helpers.train import TrainConfig, train
@@ -41,6 +41,31 @@ def test_shifted_box_has_the_known_distance():
     assert m["hd95_vertebra"] == pytest.approx(6.0)
     assert m["dice_vertebra"] == pytest.approx(0.7)
     assert np.isnan(m["dice_disc"]) and np.isnan(m["hd95_disc"])
+
+
+def test_structure_metrics_equal_monai(small_dataset):
+    """The kit's fast borders and distances give MONAI's HD95 and ASSD on a shifted, fragmented prediction."""
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+    from helpers.labels import to_structures
+
+    rng = np.random.default_rng(1)
+    for series in scan_dataset(small_dataset).complete[:3]:
+        _, mask = read_series(series)
+        ref = to_structures(sitk.GetArrayFromImage(mask))
+        pred = np.roll(ref, (1, -2), (0, 2))
+        noise = rng.random(ref.shape) < 0.01
+        pred[noise] = rng.integers(0, 4, noise.sum())
+        spacing = tuple(reversed(mask.GetSpacing()))
+        m = structure_metrics(ref, pred, spacing)
+        for index, name in ((1, "vertebra"), (2, "disc"), (3, "canal")):
+            a = torch.from_numpy(np.stack([pred != index, pred == index])[None])
+            b = torch.from_numpy(np.stack([ref != index, ref == index])[None])
+            hd95 = float(compute_hausdorff_distance(a, b, percentile=95, spacing=spacing)[0, 0])
+            assd = float(compute_average_surface_distance(a, b, symmetric=True, spacing=spacing)[0, 0])
+            assert m[f"hd95_{name}"] == pytest.approx(hd95, rel=1e-5)
+            assert m[f"assd_{name}"] == pytest.approx(assd, rel=1e-5)
 
 
 def test_seed_style_counts_background():
@@ -82,8 +107,8 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     for row in table.itertuples():
         series = next(s for s in scan_dataset(small_dataset).complete if s.stem == row.series)
         image, _ = read_series(series)
-        for name in (f"{row.series}.mha", f"{row.series}_structures.mha"):
-            pred = sitk.ReadImage(str(preds / name))
+        for pred_path in (preds / f"{row.series}.mha", run / "eval" / "test" / "structures" / f"{row.series}.mha"):
+            pred = sitk.ReadImage(str(pred_path))
             assert pred.GetSize() == image.GetSize() and np.allclose(pred.GetOrigin(), image.GetOrigin())
             assert np.allclose(pred.GetDirection(), image.GetDirection())
         orientations.add(sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection()))
@@ -94,6 +119,14 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     for name in ("vertebra", "disc", "canal"):
         assert f"{csv[f'dice_{name}'].mean():.3f} ± {csv[f'dice_{name}'].std(ddof=0):.3f}" in text
     assert "Synthetic data" in text.splitlines()[2] and "0.7154" in text and "0.93 ± 0.05" in text
+    assert all(f"### View {n}" in text for n in (1, 2, 3)) and "**Which number to quote.**" in text
+    challenge = json.loads((run / "eval" / "test" / "challenge.json").read_text())
+    assert f"| overall | {_fmt_n(challenge['summary']['OveralDiceScore'])} |" in text
+    scored = subprocess.run([sys.executable, "-m", "helpers", "score", "--reference", str(small_dataset / "masks"),
+                             "--prediction", str(preds), "--json", str(tmp_path / "score.json")],
+                            capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line
+    assert json.loads((tmp_path / "score.json").read_text())["summary"] == challenge["summary"]
     assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
     assert (tmp_path / "report" / "figures" / "curves.png").is_file()
 

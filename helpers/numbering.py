@@ -1,0 +1,119 @@
+"""Instance numbering of a structure map: SPIDER's values (vertebrae 1.. and discs 201.. bottom-up, canal 100).
+
+Vertebrae: connected components; big ones (bodies) each start a level, and so does a smaller one that lies
+at rows no big one covers (a partly visible end vertebra); the remaining pieces (posterior elements,
+fragments) join the level whose centre is nearest in the superior-inferior direction. Discs: every disc
+component takes the number of the gap between vertebra centres it lies in (disc 200+k lies directly below
+vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
+numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA, to_structures
+from .spider import CANONICAL_ORIENTATION
+
+MAX_LEVEL = 25
+
+
+def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labelled components, their sizes, centre rows and (first, last) rows; rows run along axis 1, superior ->
+    inferior. Computed from the foreground voxels only, in one pass each."""
+    comps, n = ndimage.label(binary)
+    if not n:
+        return comps, np.zeros(0), np.zeros(0), np.zeros((0, 2), int)
+    where = np.nonzero(comps)
+    ids, rows = comps[where] - 1, where[1]
+    sizes = np.bincount(ids, minlength=n).astype(float)
+    centre = np.bincount(ids, weights=rows, minlength=n) / sizes
+    span = np.empty((n, 2), int)
+    span[:, 0], span[:, 1] = rows.max() + 1, -1
+    np.minimum.at(span[:, 0], ids, rows)
+    np.maximum.at(span[:, 1], ids, rows)
+    return comps, sizes, centre, span
+
+
+def _vertebra_levels(sizes, centre, span, big: float = 0.3, alone: float = 0.05) -> np.ndarray:
+    """Level owner of each component (index of the component that starts its level)."""
+    n = len(sizes)
+    if not n:
+        return np.zeros(0, int)
+    order = np.argsort(-sizes, kind="stable")
+    largest = sizes.max()
+    starts = [i for i in order if sizes[i] >= big * largest]
+    spans = [tuple(span[i]) for i in starts]
+    for i in order:
+        if sizes[i] < alone * largest:
+            break  # sorted by size: the rest are smaller still
+        if sizes[i] >= big * largest:
+            continue
+        lo, hi = span[i]
+        if all(hi < a or lo > b for a, b in spans):  # rows no level covers yet: a vertebra of its own
+            starts.append(i)
+            spans.append((lo, hi))
+    starts_arr = np.array(starts)
+    nearest = np.abs(centre[:, None] - centre[starts_arr][None, :]).argmin(1)
+    return starts_arr[nearest]
+
+
+def _lut(values: np.ndarray) -> np.ndarray:
+    """Component index (1..n) -> value, with 0 for the background."""
+    return np.concatenate([[0], values]).astype(np.int16)
+
+
+def number_array(structures: np.ndarray) -> np.ndarray:
+    """SPIDER values from a structure map in canonical PIR array order (axis 1 runs superior -> inferior)."""
+    out = np.zeros(structures.shape, np.int16)
+    out[structures == CANAL] = CANAL_LABEL
+    comps, sizes, centre, span = _components(structures == VERTEBRA)
+    owner = _vertebra_levels(sizes, centre, span)
+    levels = np.unique(owner)
+    levels = levels[np.argsort(-centre[levels], kind="stable")]  # lowest level first
+    level_rows = centre[levels]
+    if len(owner):
+        rank = np.zeros(len(sizes), np.int64)
+        rank[levels] = np.arange(1, len(levels) + 1)
+        out[comps > 0] = _lut(np.minimum(rank[owner], MAX_LEVEL))[comps[comps > 0]]
+    comps, sizes, centre, span = _components(structures == DISC)
+    if len(sizes):
+        if len(level_rows):
+            below = (level_rows[None, :] > centre[:, None]).sum(1)  # vertebra centres below each disc piece
+        else:  # no vertebrae: number the discs' own levels bottom-up
+            owner = _vertebra_levels(sizes, centre, span)
+            levels = np.unique(owner)
+            below = (centre[levels][None, :] > centre[owner][:, None]).sum(1)
+        out[comps > 0] = _lut(200 + np.minimum(below + 1, MAX_LEVEL))[comps[comps > 0]]
+    return out
+
+
+def to_spider_values(structures: sitk.Image) -> sitk.Image:
+    """SPIDER's values from a structure map (0-3) on the same grid: canal 100, vertebrae 1.. and discs 201..."""
+    canon = sitk.DICOMOrient(structures, CANONICAL_ORIENTATION)
+    img = sitk.GetImageFromArray(number_array(sitk.GetArrayFromImage(canon)))
+    img.CopyInformation(canon)
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(structures.GetDirection())
+    return sitk.DICOMOrient(img, orientation)
+
+
+def renumbered(mask: sitk.Image) -> sitk.Image:
+    """A SPIDER mask reduced to structures and numbered again by the kit: what numbering alone changes."""
+    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
+    structures.CopyInformation(mask)
+    return to_spider_values(structures)
+
+
+def numbering_cost(mask_paths: list[Path]) -> dict:
+    """Challenge scores of reference masks against their own renumbered structures, per scan and summarised."""
+    from .challenge import document, read_labels, score_images
+
+    scans = {}
+    for path in mask_paths:
+        mask = read_labels(path)
+        scans[Path(path).stem] = score_images(mask, renumbered(mask))
+    return document(scans, what="reference masks -> structures -> kit numbering, scored against the reference")
