@@ -31,9 +31,10 @@ class Profile:
     lr: float = 1e-4  # AdamW peak learning rate, reached after `warmup` of the iterations
     warmup: float = 0.05  # share of the iterations spent warming up, then a cosine decay to 0
     samples_per_volume: int = 2
-    # patch centres drawn per class (background, vertebra, disc, canal): each structure equally often,
-    # so the canal (1 % of the voxels) is in the middle of as many patches as the vertebrae (4 %)
-    class_ratios: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    # patch centres drawn per class (background, vertebra, disc, canal): each structure equally often, so
+    # the canal (1 % of the voxels) is in the middle of as many patches as the vertebrae (4 %), and background
+    # (abdomen, muscle, air) as often as two structures, so the network learns what is not spine
+    class_ratios: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
     loss: str = "dicece"  # see helpers.train.LOSSES
 
 
@@ -79,3 +80,16 @@ def device_message() -> str:
         return f"GPU found ({torch.cuda.get_device_name(0)}): the 'gpu' profile trains for real."
     return ("no GPU found: the smoke profile fits this machine; switch the Colab runtime to GPU "
             "(Runtime > Change runtime type) for the full run.")
+
+
+def recipe_table() -> str:
+    """The profiles' recipes as the Markdown table in README.md (a test keeps the two equal)."""
+    rows = ["| profile | synthetic data | patch (LR x SI x AP voxels) | patch centres (background : vertebra : disc : "
+            "canal) | iterations | AdamW lr (warmup, then cosine) | loss | UNETR |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in PROFILES.values():
+        unetr = ", ".join(f"{k.replace('_size', '').replace('num_', '')} {v}" for k, v in p.model.items())
+        rows.append(f"| `{p.name}` | {p.synth_patients} patients at {p.synth_scale:g} x SPIDER's matrix size "
+                    f"| {' x '.join(map(str, p.patch_size))} | {' : '.join(f'{r:g}' for r in p.class_ratios)} "
+                    f"| {p.max_iterations:,} | {p.lr:g} ({p.warmup:.0%}) | `{p.loss}` | {unetr} |")
+    return "\n".join(rows)

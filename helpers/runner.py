@@ -30,7 +30,7 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     from .profiles import get_profile
 
     os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no widgets, no 3D viewer
-    cell_timeout = 900 if get_profile(profile).name == "smoke" else None  # a stalled cell fails, named
+    cell_timeout = 1800 if get_profile(profile).name == "smoke" else None  # a stalled cell fails, named
     layout = run_layout(out)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     # absolute paths: the kernels run in notebooks/, not where the user typed the command

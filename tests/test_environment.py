@@ -47,3 +47,11 @@ def test_links_are_in_step_with_pyproject():
     readme = (ROOT / "README.md").read_text()
     for book in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
         assert f"notebooks/{book.name})" in readme and "colab-badge.svg" in readme
+
+
+def test_readme_recipe_table_is_the_profiles():
+    from helpers.profiles import recipe_table
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- recipes:start -->\n")[1].split("\n<!-- recipes:end -->")[0]
+    assert block == recipe_table(), "README's recipe table differs from helpers/profiles.py: paste recipe_table()"
