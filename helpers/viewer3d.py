@@ -67,8 +67,8 @@ def _nifti_bytes(image: sitk.Image, name: str, folder: Path) -> bytes:
 
 
 def niivue_view(image: sitk.Image, mask: sitk.Image | None = None, height: int = 420, opacity: float = 0.5):
-    """An ipyniivue widget: the image in grey, the structures over it in their colours, multiplanar + 3D."""
-    from ipyniivue import NiiVue, SliceType
+    """An ipyniivue widget: the image in grey, the structures over it in their colours; three planes and 3D."""
+    from ipyniivue import NiiVue, ShowRender, SliceType
 
     volumes = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +78,7 @@ def niivue_view(image: sitk.Image, mask: sitk.Image | None = None, height: int =
             labels = sitk.Cast(structure_mask(mask), sitk.sitkUInt8)
             volumes.append({"data": _nifti_bytes(labels, "structures.nii.gz", Path(tmp)),
                             "name": "structures.nii.gz", "opacity": opacity})
-    viewer = NiiVue(height=height)
+    viewer = NiiVue(height=height, multiplanar_show_render=ShowRender.ALWAYS)  # three planes and a 3D render
     viewer.load_volumes(volumes)
     if mask is not None:
         viewer.volumes[1].set_colormap_label(label_colormap())
