@@ -86,11 +86,14 @@ class LabServer:
                 time.sleep(0.5)
         raise RuntimeError(f"jupyter lab did not answer in {timeout:.0f} s")
 
-    def kernel_state(self, path: str) -> str | None:
-        """The server's word on the kernel of notebook `path` (relative to root): 'idle', 'busy', ... or None."""
+    def sessions(self) -> dict[str, str]:
+        """Notebook path -> its kernel's execution state ('idle', 'busy', ...), from the server's REST API."""
         with urllib.request.urlopen(f"{self.url}/api/sessions?token={self.token}", timeout=10) as r:
-            sessions = json.loads(r.read())
-        return next((s["kernel"]["execution_state"] for s in sessions if s["path"] == path), None)
+            return {s["path"]: s["kernel"]["execution_state"] for s in json.loads(r.read())}
+
+    def kernel_state(self, path: str) -> str | None:
+        """The server's word on the kernel of notebook `path` (relative to root), or None when it has none."""
+        return self.sessions().get(path)
 
     @property
     def url(self) -> str:
@@ -150,7 +153,8 @@ class Student:
         from selenium.webdriver.common.by import By
 
         self.path = relpath
-        self.driver.get(f"{self.lab.url}/lab/tree/{relpath}?token={self.lab.token}")
+        # ?reset: an empty workspace, so that a closed notebook is not reopened by JupyterLab restoring its tabs
+        self.driver.get(f"{self.lab.url}/lab/tree/{relpath}?reset&token={self.lab.token}")
         shown = ("const p = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');"
                  "return p !== null && p.querySelectorAll('.jp-Cell').length > 0;")
 
@@ -254,19 +258,25 @@ class Student:
         self.menu("File", "Save Notebook")
         time.sleep(1)
 
-    def close(self) -> None:
-        """File > Close and Shut Down Notebook: one kernel at a time, as on a student's laptop."""
+    def close(self, timeout: float = 30) -> None:
+        """File > Close and Shut Down Notebook, then Ok: one kernel at a time, and no tab for the next page load
+        to restore (JupyterLab reopens the tabs of its workspace)."""
         from selenium.webdriver.common.by import By
 
         self.menu("File", "Close and Shut Down Notebook\u2026")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            buttons = [b for b in self.driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept")
-                       if b.is_displayed()]
+            buttons = [b for b in self.driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog .jp-Dialog-footer button")
+                       if b.is_displayed() and b.text.strip() != "Cancel"]
             if buttons:
-                buttons[0].click()
-                return
+                buttons[-1].click()
+                break
             time.sleep(0.3)
+        while time.monotonic() < deadline:
+            if self.lab.kernel_state(self.path) is None:
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.path} was not shut down in {timeout:.0f} s")
 
     def screenshot(self, path: Path, max_height: int = 12000) -> Path:
         """The whole notebook in one picture, from its top: the window grows to the notebook's height first."""
@@ -277,7 +287,7 @@ class Student:
             "return end.getBoundingClientRect().bottom - s.getBoundingClientRect().top"
             " + p.getBoundingClientRect().top;")
         size = self.driver.get_window_size()
-        self.driver.set_window_size(size["width"], min(max_height, int(height) + 120))
+        self.driver.set_window_size(size["width"], min(max_height, int(height) + 260))
         time.sleep(1.5)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})["data"]

@@ -65,6 +65,7 @@ def test_course_in_jupyterlab_and_chromium(tmp_path):
         for book in books:
             start = time.monotonic()
             student.open(f"notebooks/{book.name}")
+            assert list(lab.sessions()) == [f"notebooks/{book.name}"], lab.sessions()  # one kernel at a time
             print(f"{book.name}: open, running all cells", flush=True)
             state = student.run_all(timeout=900)
             print(f"{book.name}: ran in {time.monotonic() - start:.0f} s", flush=True)
