@@ -30,7 +30,7 @@ def make_run(data: Path, root: Path) -> Path:
     resample_dataset(data, root / "prep_fixed_size", ResampleSettings(mode="fixed_size"), progress=False)
     write_datalist(layout.prep, layout.datalist)
     for args in (["train", "--datalist", str(layout.datalist), "--out", str(layout.train), "--profile", "smoke",
-                  "--max-iterations", "2", "--val-every", "1"],
+                  "--max-iterations", "2", "--val-every", "2"],
                  ["evaluate", "--run", str(layout.train)]):
         run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True)
         assert run.returncode == 0, run.stderr[-3000:]
