@@ -151,6 +151,12 @@ def _links(args) -> None:
     print("links up to date" if not changed else f"updated {', '.join(changed)}")
 
 
+def _solutions(args) -> None:
+    from .exercises import context, solutions_text
+
+    print(solutions_text(context(args.data_dir or "", args.run or "", part=args.part), args.notebook))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
     p.add_argument("--check", action="store_true", help="only check, change nothing")
     p.set_defaults(func=_links)
+
+    p = sub.add_parser("solutions", help="for instructors: every exercise, its answer on this data, worked solution")
+    p.add_argument("--notebook", help="only this notebook's exercises, e.g. 02")
+    p.add_argument("--data-dir", help="dataset folder (default: the synthetic one under data/)")
+    p.add_argument("--run", help="course run folder (default: outputs/)")
+    p.add_argument("--part", default="test", choices=["validation", "test"])
+    p.set_defaults(func=_solutions)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""What every notebook does first: plotting defaults and a word about the device."""
+"""What every notebook does first: plotting defaults, versions and device in one line, and a GPU check."""
 
 from __future__ import annotations
 
@@ -30,4 +30,40 @@ def setup(use_drive: bool | None = None) -> None:
               "run the notebook again and training resumes. (Set SPIDER_KIT_DRIVE=0 to stay on the runtime.)")
     from .profiles import device_message
 
+    print(versions_line())
     print(device_message())
+    if in_colab():
+        gpu_check()
+
+
+def versions_line() -> str:
+    """torch, MONAI, SimpleITK and the device, in one line a student can paste into a question."""
+    import monai
+    import SimpleITK as sitk
+    import torch
+
+    if torch.cuda.is_available():
+        device = f"cuda ({torch.cuda.get_device_name(0)})"
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        device = "mps (Apple GPU)"
+    else:
+        device = "cpu (no GPU)"
+    return (f"torch {torch.__version__} | MONAI {monai.__version__} | SimpleITK {sitk.Version_VersionString()} | "
+            f"Python {sys.version.split()[0]} | device {device}")
+
+
+COLAB_GPU_STEPS = ("This Colab runtime has no GPU. Notebook 05 trains UNETR: without a GPU only the small smoke "
+                   "profile runs. To get one: Runtime > Change runtime type > Hardware accelerator: T4 GPU > Save. "
+                   "The runtime restarts: run the notebooks again from the top (data and runs on Google Drive stay).")
+
+
+def gpu_check() -> bool:
+    """Before training: True when a CUDA GPU is there; otherwise say so, and on Colab what to click."""
+    import torch
+
+    if torch.cuda.is_available():
+        print(f"GPU ready for notebook 05: {torch.cuda.get_device_name(0)}")
+        return True
+    print(COLAB_GPU_STEPS if in_colab() else
+          "No GPU here: notebook 05 runs the smoke profile on the CPU (minutes); the gpu profile needs a CUDA GPU.")
+    return False

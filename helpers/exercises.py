@@ -1,0 +1,148 @@
+"""Exercises a student can check in a cell: `check("02.1", answer)` prints right, or not yet with a hint.
+
+Every expected answer is computed from the data and the run the student actually has (the notebook's
+`data_dir` and `run_dir`), never stored as a number. The exercises themselves are in `exercise_bank.py`;
+instructors print the worked solutions with `python -m helpers solutions`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .paths import RunLayout, resolve_data_dir, run_layout
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an answer is computed from: the dataset, the course run, and a few notebook values."""
+
+    data: Path
+    run: RunLayout
+    values: dict = field(default_factory=dict)  # e.g. which series a notebook showed, the split seed
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+def context(data_dir: str | Path = "", run_dir: str | Path = "", **values) -> Context:
+    """The context of a notebook from its parameters (empty strings: the kit's defaults, as in the notebooks)."""
+    return Context(resolve_data_dir(data_dir), run_layout(run_dir), values)
+
+
+def _norm(value: Any) -> str:
+    return str(value).strip().strip("'\"").lower().replace(" ", "")
+
+
+def same_text(answer: Any, expected: Any) -> bool:
+    return _norm(answer) == _norm(expected)
+
+
+def same_set(answer: Any, expected: Any) -> bool:
+    if isinstance(answer, str):
+        answer = answer.replace(",", " ").split()
+    return {_norm(a) for a in answer} == {_norm(e) for e in expected}
+
+
+def close_to(rel: float = 0.02, abs_: float = 0.0) -> Callable[[Any, Any], bool]:
+    """Numbers (or sequences of numbers) equal within a relative or absolute tolerance."""
+
+    def compare(answer: Any, expected: Any) -> bool:
+        a = list(answer) if isinstance(answer, list | tuple) else [answer]
+        e = list(expected) if isinstance(expected, list | tuple) else [expected]
+        try:
+            return len(a) == len(e) and all(abs(float(x) - float(y)) <= max(abs_, rel * abs(float(y)))
+                                            for x, y in zip(a, e))
+        except (TypeError, ValueError):
+            return False
+
+    return compare
+
+
+def exactly(answer: Any, expected: Any) -> bool:
+    try:
+        return int(answer) == int(expected) and float(answer) == float(expected)
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: its question, how to compute its answer from a context, how to compare, a hint, a solution."""
+
+    id: str
+    question: str
+    expected: Callable[[Context], Any]
+    hint: str
+    solution: str  # the worked solution, for instructors (`python -m helpers solutions`)
+    matches: Callable[[Any, Any], bool] = same_text
+    accept: Callable[[Any, Context], bool] | None = None  # a looser rule where several answers are right
+
+
+def exercises() -> dict[str, Exercise]:
+    from .exercise_bank import EXERCISES
+
+    return {e.id: e for e in EXERCISES}
+
+
+def get_exercise(exercise_id: str) -> Exercise:
+    bank = exercises()
+    try:
+        return bank[exercise_id]
+    except KeyError:
+        raise KeyError(f"no exercise {exercise_id!r}; there are {', '.join(bank)}") from None
+
+
+def is_right(exercise_id: str, answer: Any, ctx: Context) -> bool:
+    """True when `answer` is right for this student's data and run."""
+    exercise = get_exercise(exercise_id)
+    if answer is None:
+        return False
+    if exercise.accept is not None:
+        return exercise.accept(answer, ctx)
+    return exercise.matches(answer, exercise.expected(ctx))
+
+
+def verdict(exercise_id: str, answer: Any, ctx: Context) -> str:
+    """The line a student reads: right, not answered yet, or not yet with the hint."""
+    exercise = get_exercise(exercise_id)
+    if answer is None:
+        return f"{exercise_id} not answered yet: {exercise.question}"
+    try:
+        right = is_right(exercise_id, answer, ctx)
+    except FileNotFoundError as e:
+        return f"{exercise_id} cannot be checked yet: {e}. Run the notebook above first."
+    if right:
+        return f"{exercise_id} right: {answer!r}"
+    return f"{exercise_id} not yet ({answer!r}). Hint: {exercise.hint}"
+
+
+def check(exercise_id: str, answer: Any, data_dir: str | Path = "", run_dir: str | Path = "", **values) -> None:
+    """Print whether `answer` is right for exercise `exercise_id` (e.g. "02.1"), with a hint if not."""
+    print(verdict(exercise_id, answer, context(data_dir, run_dir, **values)))
+
+
+class Checker:
+    """`ex = Checker(data_dir, run_dir)` once per notebook, then `ex.check("02.1", answer)`."""
+
+    def __init__(self, data_dir: str | Path = "", run_dir: str | Path = "", **values):
+        self.ctx = context(data_dir, run_dir, **values)
+
+    def check(self, exercise_id: str, answer: Any) -> None:
+        print(verdict(exercise_id, answer, self.ctx))
+
+
+def solutions_text(ctx: Context, notebook: str | None = None) -> str:
+    """Every exercise (or those of one notebook, e.g. "02") with its answer on this data and its worked solution."""
+    lines = []
+    for exercise in exercises().values():
+        if notebook and not exercise.id.startswith(f"{notebook}."):
+            continue
+        try:
+            answer = repr(exercise.expected(ctx))
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            answer = f"(not computable yet: {e})"
+        lines += [f"## {exercise.id}  {exercise.question}", f"answer on this data: {answer}", "",
+                  exercise.solution.strip(), ""]
+    return "\n".join(lines)
