@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .axes import monai_order, numpy_order
 from .errors import write_text_atomic
 from .profiles import get_profile
 
@@ -137,7 +138,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
     import torch
     from monai.losses import DiceCELoss
 
-    from .models import build_model, monai_order, parameter_count
+    from .models import build_model, parameter_count
 
     patch = monai_order(patch_canonical)
     loader = _loader(Path(datalist), patch, 2)
@@ -473,7 +474,7 @@ def _scoring_markdown(s: dict) -> str:
     for kind, v in s["summary"].items():
         lines.append(f"| {kind} | {v['seconds']:.2f} | {v['max_seconds']:.2f} | {v['cpu_seconds']:.2f} | "
                      f"{_verdict(v['seconds'] <= TARGETS['scoring_seconds'])} (at most {TARGETS['scoring_seconds']:g} s) |")
-    sizes = sorted({"x".join(map(str, r["size"][::-1])) for r in s["series"]})
+    sizes = sorted({"x".join(map(str, numpy_order(r["size"]))) for r in s["series"]})
     lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
               "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
               "(each a stray fragment). Smoke model: what a model trained by the smoke profile on synthetic data "

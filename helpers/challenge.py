@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .axes import numpy_order
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, PARTIAL_VERTEBRA_LABELS, VERTEBRA_LABELS, unknown_labels
 from .surface import BorderSet, symmetric_distances
@@ -86,7 +87,7 @@ def sampling(spacing_xyz: Sequence[float], variant: str) -> tuple[float, ...]:
     """Spacing per array axis (z, y, x) as each variant uses it; the challenge keeps SimpleITK's (x, y, z)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-    return tuple(float(s) for s in (spacing_xyz if variant == "challenge" else reversed(spacing_xyz)))
+    return tuple(float(s) for s in (spacing_xyz if variant == "challenge" else numpy_order(spacing_xyz)))
 
 
 def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: Sequence[float],

@@ -21,12 +21,13 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
+from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order, to_canonical
 from .challenge import Instance, scan_metrics, score_images, score_instances
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
-from .models import build_model, monai_order
+from .models import build_model
 from .numbering import renumbered, to_spider_values
-from .resample import CANONICAL_ORIENTATION, ResampleSettings, _geometry, _target_grid, normalise, resample_image
+from .resample import ResampleSettings, _geometry, _target_grid, normalise, resample_image
 from .spider import read_image, read_mask, require_usable
 from .surface import BorderSet, symmetric_distances
 
@@ -72,14 +73,14 @@ class Predictor:
         from monai.inferers import sliding_window_inference
 
         require_usable(image, source)
-        canon = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
+        canon = to_canonical(image)
         size, spacing, origin = _target_grid(canon, self.settings, self.settings.spacing)
         normed, _ = normalise(canon, self.settings.percentiles, self.settings.intensity)
         grid = resample_image(normed, size, spacing, origin)
-        x = torch.from_numpy(sitk.GetArrayFromImage(grid).T.copy())[None, None].to(self.device)  # (AP, SI, LR)
+        x = torch.from_numpy(canonical_to_monai(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             logits = sliding_window_inference(x, self.patch, 4, self.model, overlap=0.25)
-        labels = self.classes[logits.argmax(1)[0].cpu().numpy()].T.astype(np.uint8)  # classes -> structures
+        labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)
         return back_to_grid(pred, image)
@@ -168,7 +169,7 @@ def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, si
     spider = to_spider_values(predicted)
     ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
     ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
-    spacing = tuple(reversed(reference.GetSpacing()))
+    spacing = numpy_order(reference.GetSpacing())
     ref_borders = BorderSet(ref, connectivity=1)
     row = structure_metrics(ref, pred, spacing, ref_borders)
     row["seed_style"] = seed_style_score(ref_spider, spider_array)

@@ -16,8 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .axes import orientation, reorient, to_canonical
 from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA, to_structures
-from .spider import CANONICAL_ORIENTATION
 
 MAX_LEVEL = 25
 
@@ -94,11 +94,10 @@ def number_array(structures: np.ndarray) -> np.ndarray:
 
 def to_spider_values(structures: sitk.Image) -> sitk.Image:
     """SPIDER's values from a structure map (0-3) on the same grid: canal 100, vertebrae 1.. and discs 201..."""
-    canon = sitk.DICOMOrient(structures, CANONICAL_ORIENTATION)
+    canon = to_canonical(structures)
     img = sitk.GetImageFromArray(number_array(sitk.GetArrayFromImage(canon)))
     img.CopyInformation(canon)
-    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(structures.GetDirection())
-    return sitk.DICOMOrient(img, orientation)
+    return reorient(img, orientation(structures))
 
 
 def renumbered(mask: sitk.Image) -> sitk.Image:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .axes import CANONICAL_ORIENTATION
 from .errors import DataError, write_text_atomic
 from .labels import FOREGROUND
 from .paths import ROOT
@@ -111,7 +112,7 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     pre = config["preprocessing"]
     spacing = " x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing") else "n/a"
     lines += ["## Preprocessing", "",
-              f"- reorientation to {'PIR'} from the direction cosines; resampling mode `{pre['mode']}`, spacing {spacing}",
+              f"- reorientation to {CANONICAL_ORIENTATION} from the direction cosines; resampling mode `{pre['mode']}`, spacing {spacing}",
               f"- intensity: each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} "
               "percentiles and scaled to [0, 1] (no CT window)",
               f"- labels: `{pre['labels']}` (0 background, 1 vertebra, 2 disc, 3 canal)", ""]

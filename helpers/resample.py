@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import to_structures, unknown_labels
 from .spider import (
-    CANONICAL_ORIENTATION,
     NORMALISATION_PERCENTILES,
     Series,
-    read_header,
+    header_spacing,
     read_series,
     require_usable,
     scan_dataset,
@@ -51,17 +51,6 @@ class ResampleSettings:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def header_spacing(path: Path) -> tuple[float, float, float]:
-    """Canonical (LR, SI, AP) spacing from the file header only (fast)."""
-    reader = read_header(path)
-    direction = np.array(reader.GetDirection()).reshape(3, 3)
-    spacing = np.array(reader.GetSpacing())
-    # physical axis each index axis runs along: 0 = x (LR), 1 = y (AP), 2 = z (SI)
-    along = np.argmax(np.abs(direction), axis=0)
-    by_axis = {int(a): float(s) for a, s in zip(along, spacing)}
-    return by_axis[0], by_axis[2], by_axis[1]
-
-
 def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     """Target spacing: the median per axis (no slices invented), in-plane no finer than MIN_INPLANE_MM."""
     med = np.median(np.array(spacings), axis=0)
@@ -70,13 +59,13 @@ def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, f
 
 
 def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
-    old_sp = np.array(image.GetSpacing())  # sitk order of the canonical image: (AP, SI, LR)
+    old_sp = np.array(image.GetSpacing())  # SimpleITK index order of the canonical image: (AP, SI, LR)
     old_size = np.array(image.GetSize())
     if settings.mode == "spacing":
-        new_sp = np.array(spacing_canonical[::-1], float)
+        new_sp = np.array(stored_values(spacing_canonical, CANONICAL_ORIENTATION), float)
         new_size = np.maximum(1, np.round(old_size * old_sp / new_sp)).astype(int)
     elif settings.mode == "fixed_size":
-        new_size = np.array(settings.size[::-1], int)
+        new_size = np.array(stored_values(settings.size, CANONICAL_ORIENTATION), int)
         new_sp = old_size * old_sp / new_size
     else:
         raise KitError(f"unknown resampling mode {settings.mode!r}; use 'spacing' or 'fixed_size'")
@@ -142,7 +131,7 @@ def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
 def _geometry(image: sitk.Image) -> dict:
     return {"size": list(image.GetSize()), "spacing": list(image.GetSpacing()), "origin": list(image.GetOrigin()),
             "direction": list(image.GetDirection()),
-            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())}
+            "orientation": orientation(image)}
 
 
 def _source_signature(series: Series) -> dict:
@@ -164,8 +153,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     if not mask_arr.any():
         raise DataError(series.mask, "empty mask (only background): nothing to learn from; skipped")
     original = _geometry(image)
-    canon_img = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
-    canon_mask = sitk.DICOMOrient(mask, CANONICAL_ORIENTATION)
+    canon_img, canon_mask = to_canonical(image), to_canonical(mask)
     size, new_spacing, origin = _target_grid(canon_img, settings, spacing)
     normed, norm = normalise(canon_img, settings.percentiles, settings.intensity)
     if settings.labels == "structures":

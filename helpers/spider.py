@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .axes import canonical_values, orientation_of, to_canonical
+from .axes import orientation as orientation  # re-exported: spider.orientation is the notebooks' name
 from .errors import DataError
 
 SEQUENCES = ("t1", "t2", "t2_SPACE")
 STEM_PATTERN = re.compile(r"^(\d+)_(t1|t2|t2_SPACE)$")
-CANONICAL_ORIENTATION = "PIR"  # numpy (left-right, superior->inferior, anterior->posterior)
 NORMALISATION_PERCENTILES = (0.5, 99.5)  # per-image intensity range mapped onto [0, 1] (resample.normalise)
 
 
@@ -232,11 +233,6 @@ def read_series(series: Series) -> tuple[sitk.Image, sitk.Image | None]:
     return image, mask
 
 
-def orientation(image: sitk.Image) -> str:
-    """Three-letter orientation from the direction cosines ('LPS' is the identity)."""
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
-
-
 def read_header(path: str | Path) -> sitk.ImageFileReader:
     """A reader holding a file's header (size, spacing, direction), without reading its voxels."""
     reader = sitk.ImageFileReader()
@@ -247,12 +243,13 @@ def read_header(path: str | Path) -> sitk.ImageFileReader:
 
 def file_orientation(path: str | Path) -> str:
     """Orientation from a file's header only."""
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(read_header(path).GetDirection())
+    return orientation_of(read_header(path).GetDirection())
 
 
-def to_canonical(image: sitk.Image) -> sitk.Image:
-    """Reorient (a lossless permutation and flip) so numpy axes are (left-right, S->I, A->P)."""
-    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
+def header_spacing(path: str | Path) -> tuple[float, float, float]:
+    """Canonical (LR, SI, AP) spacing in mm from a file's header only (fast)."""
+    reader = read_header(path)
+    return tuple(float(v) for v in canonical_values(reader.GetSpacing(), orientation_of(reader.GetDirection())))
 
 
 def canonical_array(image: sitk.Image) -> np.ndarray:
@@ -262,4 +259,4 @@ def canonical_array(image: sitk.Image) -> np.ndarray:
 
 def canonical_spacing(image: sitk.Image) -> tuple[float, float, float]:
     """Spacing in mm along the canonical numpy axes (left-right, superior-inferior, anterior-posterior)."""
-    return tuple(reversed(to_canonical(image).GetSpacing()))
+    return tuple(float(v) for v in canonical_values(image.GetSpacing(), orientation(image)))

@@ -19,6 +19,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.spatial import cKDTree
 
+from .axes import sitk_order
+
 WORKERS = -1  # KD-tree queries on every core
 MAP_SHARE = 1 / 40  # a distance map pays off once the points to measure exceed this share of its voxels
 NEAR_VOXELS = 2  # the first step searches up to this many voxels along the coarsest axis
@@ -107,7 +109,7 @@ def distance_map(points: np.ndarray, low: np.ndarray, shape: Sequence[int], samp
     mask = np.zeros(tuple(int(n) for n in shape), np.uint8)
     mask[tuple((points - low).T)] = 1
     image = sitk.GetImageFromArray(mask)
-    image.SetSpacing(tuple(float(s) for s in reversed(sampling)))
+    image.SetSpacing(tuple(float(s) for s in sitk_order(sampling)))
     signed = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     return np.maximum(sitk.GetArrayViewFromImage(signed), 0)  # the points themselves (inside) are at 0
 

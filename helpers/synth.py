@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
+from .axes import reorient
 from .errors import write_image_atomic, write_text_atomic
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
@@ -352,7 +353,7 @@ def _to_sitk(arr: np.ndarray, grid: Grid, orientation: str) -> sitk.Image:
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing(grid.spacing)
     img.SetOrigin(grid.origin)
-    return img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
+    return img if orientation == "LPS" else reorient(img, orientation)
 
 
 
