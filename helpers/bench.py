@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from . import seed
 from .axes import monai_order, numpy_order
 from .errors import write_text_atomic
 from .profiles import get_profile
@@ -54,31 +55,9 @@ def _with_peak(fn, *args):
 
 
 # ---------------------------------------------------------------- preprocessing
-def seed_style_preprocess(data_dir: Path, out: Path) -> int:
-    """The seed's preprocessing, for comparison: one process, reorient to RPS, resample to 32x128x128
-    (linear, no anti-aliasing), CT window to [0, 1], nearest-neighbour masks."""
-    from .spider import read_series, scan_dataset
-
-    out.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for s in scan_dataset(data_dir).complete:
-        image, mask = read_series(s)
-        image, mask = sitk.DICOMOrient(image, "RPS"), sitk.DICOMOrient(mask, "RPS")
-        size = (128, 128, 32)
-        spacing = [sz * sp / n for sz, sp, n in zip(image.GetSize(), image.GetSpacing(), size)]
-        img = sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
-                            image.GetDirection(), 0.0, sitk.sitkFloat32)
-        img = sitk.Clamp((img + 1000.0) / 4096.0, sitk.sitkFloat32, 0.0, 1.0)
-        lab = sitk.Resample(mask, size, sitk.Transform(), sitk.sitkNearestNeighbor, image.GetOrigin(), spacing,
-                            image.GetDirection(), 0, mask.GetPixelID())
-        sitk.WriteImage(img, str(out / f"{s.stem}_image.nii.gz"))
-        sitk.WriteImage(lab, str(out / f"{s.stem}_label.nii.gz"))
-        count += 1
-    return count
-
-
 def bench_preprocessing(tmp: Path, patients: int) -> dict:
     from .resample import resample_dataset
+    from .seed import seed_style_preprocess
     from .synth import write_dataset
 
     t0 = time.perf_counter()
@@ -184,12 +163,12 @@ RECIPES = ("kit", "seed")
 
 def _recipe(name: str):
     """(preprocessing settings, training options) of the kit's recipe or the seed's (same model size)."""
-    from .resample import SEED_FIXED_SIZE, ResampleSettings
+    from .resample import ResampleSettings
+    from .seed import SEED_PREPROCESSING, SEED_TRAINING
 
     if name == "kit":
         return ResampleSettings(), {}
-    return (ResampleSettings(mode="fixed_size", labels="instances", intensity="ct_window"),
-            {"patch_size": list(SEED_FIXED_SIZE), "augment": False, "class_ratios": []})
+    return ResampleSettings(**SEED_PREPROCESSING), dict(SEED_TRAINING)
 
 
 def _prepare(tmp: Path, data: Path, recipe: str) -> Path:
@@ -439,8 +418,8 @@ def _quality(q: dict) -> list[str]:
              "Each recipe first runs 10 iterations to measure its speed, then trains for as many iterations as fit "
              "in the budget (cosine schedule over them), and is scored the kit's way: Dice per structure, "
              "background excluded, on each test series' original grid. Kit: spacing-aware resampling, per-image "
-             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: fixed 32x128x128, CT window "
-             "[-1000, 3096], 20 instance classes, no augmentation, whole volumes as patches.", "",
+             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: " + seed.describe()
+             + ", whole volumes as patches.", "",
              "| data | recipe | iterations | vertebra | disc | canal |", "| --- | --- | --- | --- | --- | --- |"]
     for where, label in (("synthetic", "synthetic, SPIDER's real sizes (test = official-validation patients)"),
                          ("real_samples", "4 real samples, leave one out (mean of 4 folds)")):
@@ -504,7 +483,8 @@ def to_markdown(r: dict) -> str:
                   f"{p['series']} series, median {p['median_voxels_millions']:.1f} M voxels.", "",
                   "| pipeline | series per second |", "| --- | --- |",
                   f"| kit, 1 worker | {p['kit_series_per_s_1w']:.2f} |", f"| kit, 2 workers | {p['kit_series_per_s_2w']:.2f} |",
-                  f"| seed-style (1 process, fixed 32x128x128, no anti-aliasing) | {p['seed_series_per_s']:.2f} |",
+                  f"| seed-style (1 process, fixed {'x'.join(map(str, seed.SEED_FIXED_SIZE))}, no anti-aliasing) "
+                  f"| {p['seed_series_per_s']:.2f} |",
                   f"| kit rerun, nothing to do | {p['series'] / max(p['kit_rerun_seconds'], 1e-6):.0f} ({p['kit_rerun_seconds']:.2f} s) |", ""]
     if "training" in r:
         lines += ["## Training step on CPU (smoke patches, 2 volumes x 2 patches)", "",

@@ -75,13 +75,14 @@ def _train(args) -> None:
 
 def _evaluate(args) -> None:
     from .evaluate import evaluate, summarise
+    from .seed import instance_classes
 
     table = evaluate(args.run, args.datalist, args.part)
     summary = summarise(table, part=args.part)
     for key, stat in summary["metrics"].items():
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
-    print(f"seed-style score (20 classes, background in): {summary['seed_style']['mean']}")
+    print(f"seed-style score ({len(instance_classes())} classes, background in): {summary['seed_style']['mean']}")
     for reason in table.attrs.get("skipped", []):
         print(f"  SKIPPED {reason}")
     print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")

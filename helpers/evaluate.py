@@ -24,10 +24,11 @@ from scipy import ndimage
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order, to_canonical
 from .challenge import Instance, scan_metrics, score_images, score_instances
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
-from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
+from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
 from .models import build_model
 from .numbering import renumbered, to_spider_values
 from .resample import ResampleSettings, _geometry, _target_grid, normalise, resample_image
+from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable
 from .surface import BorderSet, symmetric_distances
 
@@ -133,19 +134,6 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
         else:
             out[f"hd95_{name}"] = out[f"assd_{name}"] = float("nan")
     return out
-
-
-def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray, max_level: int = 9) -> float:
-    """The seed project's number: one mean Dice over its 20 instance classes, background included."""
-    size = 256  # SPIDER values lie below this
-    joint = np.bincount((reference_spider.astype(np.int64) * size + prediction_spider).ravel(),
-                        minlength=size * size).reshape(size, size)  # one pass instead of one per class
-    scores = []
-    for value in instance_classes(max_level):
-        total = joint[value].sum() + joint[:, value].sum()
-        if total:
-            scores.append(2 * joint[value, value] / total)
-    return float(np.mean(scores))
 
 
 def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:

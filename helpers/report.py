@@ -13,6 +13,7 @@ from .axes import CANONICAL_ORIENTATION
 from .errors import DataError, write_text_atomic
 from .labels import FOREGROUND
 from .paths import ROOT
+from .seed import SEED_REPORTED
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -20,7 +21,6 @@ REFERENCE_RESULTS = {
                                                             "canal": (0.92, 0.04)},
     "nnU-Net (as reported with the paper)": {"vertebra": (0.92, 0.05), "disc": (0.86, 0.09), "canal": (0.92, 0.03)},
 }
-SEED_REPORTED = 0.7154  # the seed project's best validation number (series split, 20 classes, background in)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -24,6 +24,7 @@ import SimpleITK as sitk
 from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import to_structures, unknown_labels
+from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
     NORMALISATION_PERCENTILES,
     Series,
@@ -34,17 +35,16 @@ from .spider import (
 )
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
-SEED_FIXED_SIZE = (32, 128, 128)  # the seed project's output size, canonical order (LR, SI, AP)
 
 
 @dataclass(frozen=True)
 class ResampleSettings:
     mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the seed's, distorts anatomy)
     spacing: tuple[float, float, float] | None = None  # canonical (LR, SI, AP) mm; None: from the data
-    size: tuple[int, int, int] = SEED_FIXED_SIZE
+    size: tuple[int, int, int] = SEED_FIXED_SIZE  # canonical (LR, SI, AP), for "fixed_size" (helpers/seed.py)
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
-    intensity: str = "percentile"  # or "ct_window": the seed's fixed [-1000, 3096] -> [0, 1], for comparison
+    intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
     version: int = 3
 
     def key(self) -> str:
@@ -107,9 +107,6 @@ def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
     out.SetOrigin(origin)
     out.SetDirection(mask.GetDirection())
     return out
-
-
-CT_WINDOW = (-1000.0, 3096.0)  # the seed project's window, made for one of SPIDER's conventions
 
 
 def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,

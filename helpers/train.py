@@ -25,9 +25,10 @@ from .axes import AP, LR, SI, in_monai_order, monai_axis, monai_order
 from .batches import check_batch
 from .checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
 from .errors import DataError, KitError, write_text_atomic
-from .labels import FOREGROUND, STRUCTURES, seed_class_lut, seed_class_structures
+from .labels import FOREGROUND, STRUCTURES
 from .models import build_model, parameter_count
 from .profiles import get_profile
+from .seed import seed_class_lut, seed_class_structures
 
 KEYS = ("image", "label")
 MEMORY_CACHE_LIMIT = 0.25  # cache in RAM when the data takes less than this share of it, else on disk
