@@ -11,9 +11,9 @@ import pandas as pd
 
 from .axes import CANONICAL_ORIENTATION
 from .errors import DataError, write_text_atomic
-from .labels import FOREGROUND
+from .labels import FOREGROUND, STRUCTURES
 from .paths import ROOT
-from .seed import SEED_REPORTED
+from .seed import CT_WINDOW, SEED_FIXED_SIZE, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -27,6 +27,15 @@ def markdown_table(frame: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
     rows += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(rows)
+
+
+SEED_CLASSES = (f"{len(instance_classes())} instance classes (vertebrae 1-{SEED_MAX_LEVEL}, canal, "
+                f"discs 201-{200 + SEED_MAX_LEVEL})")
+
+
+def _fmt_number(value: float | None) -> str:
+    """One number as the report prints it: three decimals, or n/a."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _fmt(stat: dict | None) -> str:
@@ -74,6 +83,28 @@ def _challenge_view(summary: dict) -> list[str]:
     return lines + [""]
 
 
+def preprocessing_lines(pre: dict) -> list[str]:
+    """The report's preprocessing section, from a run's config['preprocessing'] (kit's or seed's recipe)."""
+    if pre.get("mode") == "fixed_size":
+        grid = f"size {' x '.join(map(str, pre.get('size') or SEED_FIXED_SIZE))} voxels (LR x SI x AP), spacing per series"
+    else:
+        grid = "spacing " + (" x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing")
+                             else "n/a")
+    if pre.get("intensity") == "ct_window":
+        lo, hi = CT_WINDOW
+        intensity = f"the seed's fixed CT window [{lo:g}, {hi:g}] scaled to [0, 1], the same for every image"
+    else:
+        intensity = (f"each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} percentiles "
+                     "and scaled to [0, 1] (no CT window)")
+    if pre.get("labels") == "instances":
+        labels = f"the seed's {SEED_CLASSES} and background; predictions scored as structures"
+    else:
+        labels = ", ".join(f"{index} {name}" for index, name in enumerate(STRUCTURES))
+    return ["## Preprocessing", "",
+            f"- reorientation to {CANONICAL_ORIENTATION} from the direction cosines; resampling mode `{pre['mode']}`, {grid}",
+            f"- intensity: {intensity}", f"- labels: `{pre['labels']}` ({labels})", ""]
+
+
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
     """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
     from .datalist import split_table
@@ -109,13 +140,7 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
               f"`{config['model']}`, {config['max_iterations']} iterations, checkpoint `{summary.get('checkpoint')}`.", ""]
     lines += ["## Data and split", "", datalist.get("split", ""), "",
               markdown_table(split_table(datalist).reset_index()), ""]
-    pre = config["preprocessing"]
-    spacing = " x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing") else "n/a"
-    lines += ["## Preprocessing", "",
-              f"- reorientation to {CANONICAL_ORIENTATION} from the direction cosines; resampling mode `{pre['mode']}`, spacing {spacing}",
-              f"- intensity: each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} "
-              "percentiles and scaled to [0, 1] (no CT window)",
-              f"- labels: `{pre['labels']}` (0 background, 1 vertebra, 2 disc, 3 canal)", ""]
+    lines += preprocessing_lines(config["preprocessing"])
     lines += ["## Training", "",
               f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (LR x SI x AP), "
               f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
@@ -142,25 +167,25 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
                  is not None else "."), ""]
     lines += _challenge_view(summary)
     lines += ["### View 3: the seed's single number", "",
-              "One mean Dice over 20 instance classes (vertebrae 1-9, canal, discs 201-209) with the background "
+              f"One mean Dice over {SEED_CLASSES} with the background "
               f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
     lines += ["## How these numbers compare", "",
               "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
               f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
               f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
-              f"{summary['dice_mean_structures']:.3f} |"]
+              f"{_fmt_number(summary.get('dice_mean_structures'))} |"]
     c = summary.get("challenge")
     if c:
         lines.append(f"| this run, view 2: the challenge's instance Dice | same predictions | {_fmt_n(c['DiceScoreVertebrae'])} "
                      f"| {_fmt_n(c['DiceScoreDiscs'])} | {_fmt_n(c['DiceScoreSpinalCanal'])} | {_fmt_n(c['OveralDiceScore'])} |")
-    lines.append(f"| this run, view 3: seed's way (20 instance classes, background in) | same predictions | | | | "
+    lines.append(f"| this run, view 3: seed's way ({len(instance_classes())} instance classes, background in) | same predictions | | | | "
                  f"{_fmt(summary['seed_style'])} |")
     for name, ref in REFERENCE_RESULTS.items():
         lines.append(f"| {name} | SPIDER hidden test set | {ref['vertebra'][0]} ± {ref['vertebra'][1]} "
                      f"| {ref['disc'][0]} ± {ref['disc'][1]} | {ref['canal'][0]} ± {ref['canal'][1]} | |")
     lines += [f"| seed project (reported) | its validation split, by series | | | | {SEED_REPORTED} |", "",
               "Why these are different numbers:",
-              "- The seed's 0.7154 is one mean over 20 instance classes **with background included**, on a validation "
+              f"- The seed's {SEED_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
               "split made by series in which 36 of 44 validation patients also had series in training. Background "
               "Dice is close to 1 for any sensible model, and leaked patients are easy: both lift that number. "
               "Instance classes also punish every numbering slip (a vertebra called 3 instead of 4 scores 0 on both), "
