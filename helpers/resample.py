@@ -10,7 +10,9 @@ manifest; no output image is ever non-finite or constant.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import multiprocessing
 import time
@@ -269,15 +271,17 @@ def write_manifest(out: Path, settings: ResampleSettings, records: list[dict], d
     manifest = {"settings": asdict(settings), "settings_key": settings.key(), "data_dir": str(data_dir),
                 "synthetic": (data_dir / MARKER).is_file(), "series": records, "skipped": list(skipped)}
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    rows = ["series,patient,sequence,subset,orientation,original_size,original_spacing,size,spacing,"
-            "p_low_value,p_high_value"]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["series", "patient", "sequence", "subset", "orientation", "original_size", "original_spacing",
+                     "size", "spacing", "p_low_value", "p_high_value"])
     for r in records:
         o, n = r["original"], r["resampled"]
-        rows.append(",".join([r["series"], str(r["patient"]), r["sequence"], r["subset"], o["orientation"],
-                              "x".join(map(str, o["size"])), "x".join(f"{v:.3f}" for v in o["spacing"]),
-                              "x".join(map(str, n["size"])), "x".join(f"{v:.3f}" for v in n["spacing"]),
-                              f"{r['normalisation']['value_low']:.2f}", f"{r['normalisation']['value_high']:.2f}"]))
-    write_text_atomic(out / "manifest.csv", "\n".join(rows) + "\n")
+        writer.writerow([r["series"], r["patient"], r["sequence"], r["subset"], o["orientation"],
+                         "x".join(map(str, o["size"])), "x".join(f"{v:.3f}" for v in o["spacing"]),
+                         "x".join(map(str, n["size"])), "x".join(f"{v:.3f}" for v in n["spacing"]),
+                         f"{r['normalisation']['value_low']:.2f}", f"{r['normalisation']['value_high']:.2f}"])
+    write_text_atomic(out / "manifest.csv", table.getvalue())
 
 
 def read_manifest(prep_dir: str | Path) -> dict:

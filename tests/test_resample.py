@@ -73,6 +73,19 @@ def test_outputs_manifest_and_round_trip(small_dataset, prepared):
             assert np.array_equal(np.isin(ref, list(range(1, 26))), got == 1), "same grid: exact round trip"
 
 
+def test_manifest_csv_lists_every_series(prepared):
+    import csv
+
+    out, _ = prepared
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    records = read_manifest(out)["series"]
+    assert [r["series"] for r in rows] == [r["series"] for r in records]
+    for row, record in zip(rows, records):
+        assert row["patient"] == str(record["patient"]) and row["orientation"] == record["original"]["orientation"]
+        assert row["size"] == "x".join(map(str, record["resampled"]["size"]))
+
+
 def test_instances_keep_spider_values(small_dataset, tmp_path):
     out = tmp_path / "inst"
     resample_dataset(small_dataset, out, ResampleSettings(labels="instances"), progress=False)
