@@ -2,6 +2,8 @@
 
 `python -m helpers bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md`. Figures only:
 targets are compared and reported, never asserted.
+
+Used by no notebook: `python -m helpers bench`; its figures are in report/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ and mended by the `corrected` variant:
    the challenge's code crashes. Both variants here report NaN for what cannot be computed.
 6. it only compares array shapes (and then crashes on a mismatch); origin and direction are not checked.
    Here a prediction on another grid is an error that names both files.
+
+Used by notebook 06 (and `python -m helpers score`).
 """
 
 from __future__ import annotations

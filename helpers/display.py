@@ -1,4 +1,7 @@
-"""Pictures of SPIDER series: canonical sagittal slices with structure overlays, a legend, a slider."""
+"""Pictures of SPIDER series: canonical sagittal slices with structure overlays, a legend, a slider.
+
+Used by notebooks 00, 01, 03 and 06.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@
 BASE_URL/NAME. The manifest is `{"files": [{"name": ..., "sha256": ..., "size": ...}]}` (sha256 and size
 optional). Zips are extracted into DIR; other files are kept as they are. Files placed in DIR by hand go
 through the same checks.
+
+Used by notebook 00.
 """
 
 from __future__ import annotations

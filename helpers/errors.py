@@ -1,4 +1,7 @@
-"""Errors that name the file and say what is wrong, and atomic writes."""
+"""Errors that name the file and say what is wrong, and atomic writes.
+
+Used by every notebook through the other helpers; notebook 02 writes its table with write_text_atomic.
+"""
 
 from __future__ import annotations
 

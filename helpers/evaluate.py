@@ -7,6 +7,8 @@ reason and scores the others. A damaged checkpoint, or one of another model or n
 both with the file named (helpers/checkpoints.py). Scores per structure (background excluded): Dice,
 95th-percentile Hausdorff distance and average symmetric surface distance, in mm; per instance, the SPIDER
 challenge's figures (`helpers.challenge`) on the predictions numbered into SPIDER values (`helpers.numbering`).
+
+Used by notebook 06.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """One table of every series in a dataset: geometry, intensities, labels, and flags with reasons.
 
 The `training` column says whether `resample` will use the series (the bad-value policy of
-`spider.value_problems`, and a readable mask with known labels on the image's grid)."""
+`spider.value_problems`, and a readable mask with known labels on the image's grid).
+
+Used by notebooks 00 and 02.
+"""
 
 from __future__ import annotations
 

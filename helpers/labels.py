@@ -1,4 +1,7 @@
-"""SPIDER's label values, the structures they belong to, and their names: the one label table."""
+"""SPIDER's label values, the structures they belong to, and their names: the one label table.
+
+Used by notebooks 01, 05 and 06, and by every helper that reads a mask.
+"""
 
 from __future__ import annotations
 

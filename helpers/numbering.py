@@ -6,6 +6,8 @@ fragments) join the level whose centre is nearest in the superior-inferior direc
 component takes the number of the gap between vertebra centres it lies in (disc 200+k lies directly below
 vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
 numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
+
+Used by notebook 06 (through helpers.evaluate) and `python -m helpers score`.
 """
 
 from __future__ import annotations

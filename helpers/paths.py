@@ -1,4 +1,7 @@
-"""Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere."""
+"""Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere.
+
+Used by every notebook.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The report of a run, built from its artifacts only (config, metrics, evaluation), never from typed numbers."""
+"""The report of a run, built from its artifacts only (config, metrics, evaluation), never from typed numbers.
+
+Used by notebook 06 (and `python -m helpers report`).
+"""
 
 from __future__ import annotations
 

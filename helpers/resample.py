@@ -6,6 +6,8 @@ Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem
 can be mapped back onto the original grid. Series refused by the bad-value policy (`spider.value_problems`)
 or with an unusable mask are skipped with the file and the reason, listed under `skipped` in the
 manifest; no output image is ever non-finite or constant.
+
+Used by notebooks 03, 04 and 06.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ intensity structure (the normalisation percentiles coincide, so it would normali
 never given to a network. No value is replaced or guessed: `inspect` flags such a series as not for
 training, `resample` and `evaluate` skip it with the file and the reason and go on with the others,
 and `predict` refuses it (`require_usable`).
+
+Used by notebooks 00, 01 and 03, and by every helper that reads a series.
 """
 
 from __future__ import annotations

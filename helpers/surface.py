@@ -9,6 +9,8 @@ the voxels around each point in order of distance (most border points of a fair 
 voxels of the other border), then, for the points left, the cheaper of a KD-tree over the target's border
 points (few points) or an exact distance map (Maurer's algorithm, SimpleITK) cropped to the bounding box of
 both sets (many points far away: a scattered or bloated prediction, where a KD-tree slows down).
+
+Used by notebook 06 (through helpers.evaluate).
 """
 
 from __future__ import annotations

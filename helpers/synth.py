@@ -6,6 +6,8 @@ discs between them, the spinal canal behind, an unlabelled sacrum below, muscle,
 viscera around. Each series samples that anatomy on its own grid (T1/T2: 2D TSE, LPS, thick sagittal
 slices; T2 SPACE: PIR, near-isotropic) with partial volume, a coil bias field and Rician noise, and
 stores it in one of SPIDER's two intensity conventions. Same seed, same bytes.
+
+Used by notebook 00.
 """
 
 from __future__ import annotations
