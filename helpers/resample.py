@@ -49,7 +49,7 @@ class ResampleSettings:
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
     intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
-    version: int = 3
+    version: int = 4  # 4: masks by sitkLabelLinear
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -89,28 +89,16 @@ def resample_image(image: sitk.Image, size, spacing, origin) -> sitk.Image:
 
 
 def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
-    """Per-label voting: resample each label's indicator linearly and keep the strongest label per voxel.
+    """SimpleITK's label interpolator (sitkLabelLinear): each label's indicator interpolated linearly, the
+    strongest label kept per voxel, in one pass.
 
     No new label values appear, thin structures survive better than with nearest neighbour, and an
-    unchanged grid gives back the same mask.
+    unchanged grid gives back the same mask. It replaced per-label voting (one full resampling per label):
+    on the four real samples as accurate or slightly more (Dice against an area-weighted reference 0.9955
+    vs 0.9955 on the kit's grid, 0.9803 vs 0.9793 on the seed's) and 1.2-2x faster.
     """
-    arr = sitk.GetArrayFromImage(mask)
-    best = score = None
-    for value in np.unique(arr):  # ascending: ties (e.g. outside the image) go to background
-        indicator = sitk.GetImageFromArray((arr == value).astype(np.float32))
-        indicator.CopyInformation(mask)
-        vote = sitk.GetArrayFromImage(sitk.Resample(indicator, size, sitk.Transform(), sitk.sitkLinear, origin,
-                                                    spacing, mask.GetDirection(), 0.0, sitk.sitkFloat32))
-        if best is None:
-            best, score = np.full(vote.shape, value, arr.dtype), vote
-        else:
-            wins = vote > score
-            best[wins], score[wins] = value, vote[wins]
-    out = sitk.GetImageFromArray(best)
-    out.SetSpacing(spacing)
-    out.SetOrigin(origin)
-    out.SetDirection(mask.GetDirection())
-    return out
+    return sitk.Resample(mask, size, sitk.Transform(), sitk.sitkLabelLinear, origin, spacing, mask.GetDirection(),
+                         0, mask.GetPixelID())
 
 
 def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,

@@ -211,3 +211,18 @@ def test_source_change_redoes_that_series(dataset_copy, tmp_path):
     result = resample_dataset(dataset_copy, out, progress=False)
     assert result.done == [image.stem]
     assert json.loads((out / "records" / f"{image.stem}.json").read_text())["series"] == image.stem
+
+
+def test_resample_labels_keeps_values_and_an_unchanged_grid():
+    from helpers.resample import resample_labels
+
+    arr = np.zeros((6, 20, 20), np.int16)
+    arr[2:4, 3:9, 4:16] = 3
+    arr[1:5, 10:12, 5:15] = 201
+    arr[:, 14:18, 8:12] = 100
+    mask = sitk.GetImageFromArray(arr)
+    mask.SetSpacing((0.5, 0.5, 3.0))
+    same = resample_labels(mask, mask.GetSize(), mask.GetSpacing(), mask.GetOrigin())
+    assert same.GetPixelID() == mask.GetPixelID() and np.array_equal(sitk.GetArrayFromImage(same), arr)
+    coarse = resample_labels(mask, [10, 10, 6], [1.0, 1.0, 3.0], mask.GetOrigin())
+    assert set(np.unique(sitk.GetArrayFromImage(coarse)).tolist()) == {0, 3, 100, 201}
