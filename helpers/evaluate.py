@@ -1,7 +1,8 @@
 """Predict with a trained run and score it the way the SPIDER challenge does, on each series' own grid.
 
-Prediction uses the run's own preprocessing (from its config): reorient, normalise, resample, sliding
-window, then back onto the input's original grid. An image refused by the bad-value policy
+Prediction uses the run's own preprocessing (from its config) through `resample.preprocess`, the path
+that made its training data: reorient, normalise, resample; then sliding window, then back onto the
+input's original grid. An image refused by the bad-value policy
 (`spider.value_problems`) is never predicted: `predict` stops naming it, `evaluate` skips it with the
 reason and scores the others. A damaged checkpoint, or one of another model or number of classes, stops
 both with the file named (helpers/checkpoints.py). Scores per structure (background excluded): Dice,
@@ -23,13 +24,13 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order, to_canonical
+from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
 from .models import build_model
 from .numbering import renumbered, to_spider_values
-from .resample import ResampleSettings, _geometry, _target_grid, normalise, resample_image
+from .resample import ResampleSettings, geometry, preprocess
 from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable
 from .surface import BorderSet, symmetric_distances
@@ -76,10 +77,7 @@ class Predictor:
         from monai.inferers import sliding_window_inference
 
         require_usable(image, source)
-        canon = to_canonical(image)
-        size, spacing, origin = _target_grid(canon, self.settings, self.settings.spacing)
-        normed, _ = normalise(canon, self.settings.percentiles, self.settings.intensity)
-        grid = resample_image(normed, size, spacing, origin)
+        grid, _ = preprocess(image, self.settings)
         x = torch.from_numpy(canonical_to_monai(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             logits = sliding_window_inference(x, self.patch, 4, self.model, overlap=0.25)
@@ -275,7 +273,7 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     require_usable(image, image_path)  # before the network is loaded
     structures = Predictor(run_dir).structures(image, image_path)
     result = to_spider_values(structures) if spider_values else structures
-    if _geometry(result)["size"] != list(image.GetSize()):
+    if geometry(result)["size"] != list(image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
     write_image_atomic(result, Path(out))
     return Path(out)

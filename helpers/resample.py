@@ -1,5 +1,8 @@
 """Raw SPIDER series -> training data on one grid: reorient, resample, normalise, map labels, write NIfTI.
 
+`preprocess` is the one preprocessing path, used for training data here and for inference by
+`evaluate.Predictor`; `geometry` records the original grid for the way back.
+
 Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem>.nii.gz`,
 `records/<stem>.json` (written last: a series is done only when its record exists and matches), and
 `manifest.json` / `manifest.csv` with every series' original geometry and normalisation, so predictions
@@ -117,10 +120,20 @@ def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
     return out, {"p_low": percentiles[0], "p_high": percentiles[1], "value_low": lo, "value_high": hi}
 
 
-def _geometry(image: sitk.Image) -> dict:
+def geometry(image: sitk.Image) -> dict:
+    """An image's grid as a record holds it (size, spacing, origin, direction, orientation): the way back."""
     return {"size": list(image.GetSize()), "spacing": list(image.GetSpacing()), "origin": list(image.GetOrigin()),
-            "direction": list(image.GetDirection()),
-            "orientation": orientation(image)}
+            "direction": list(image.GetDirection()), "orientation": orientation(image)}
+
+
+def preprocess(image: sitk.Image, settings: ResampleSettings, spacing=None) -> tuple[sitk.Image, dict]:
+    """The one preprocessing path, for training data and for inference: reorient to the canonical orientation,
+    normalise intensities, resample onto the settings' grid (`spacing`: canonical mm, default settings.spacing).
+    Returns the network's input image and the normalisation used; `geometry(image)` keeps the way back."""
+    canon = to_canonical(image)
+    size, new_spacing, origin = _target_grid(canon, settings, settings.spacing if spacing is None else spacing)
+    normed, norm = normalise(canon, settings.percentiles, settings.intensity)
+    return resample_image(normed, size, new_spacing, origin), norm
 
 
 def _source_signature(series: Series) -> dict:
@@ -141,17 +154,14 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
         raise DataError(series.mask, f"unknown label values {bad}; skipped")
     if not mask_arr.any():
         raise DataError(series.mask, "empty mask (only background): nothing to learn from; skipped")
-    original = _geometry(image)
-    canon_img, canon_mask = to_canonical(image), to_canonical(mask)
-    size, new_spacing, origin = _target_grid(canon_img, settings, spacing)
-    normed, norm = normalise(canon_img, settings.percentiles, settings.intensity)
+    out_img, norm = preprocess(image, settings, spacing)
+    canon_mask = to_canonical(mask)
     if settings.labels == "structures":
         lab = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(canon_mask)))
         lab.CopyInformation(canon_mask)
     else:
         lab = sitk.Cast(canon_mask, sitk.sitkInt16)
-    out_img = resample_image(normed, size, new_spacing, origin)
-    out_lab = resample_labels(lab, size, new_spacing, origin)
+    out_lab = resample_labels(lab, out_img.GetSize(), out_img.GetSpacing(), out_img.GetOrigin())
     written = sitk.GetArrayViewFromImage(out_img)
     if not np.isfinite(written).all() or written.min() == written.max():
         raise DataError(series.image, "resampling gave a non-finite or constant image; skipped")
@@ -160,7 +170,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     write_image_atomic(out_lab, label_path)
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
-              "original": original, "resampled": _geometry(out_img), "normalisation": norm,
+              "original": geometry(image), "resampled": geometry(out_img), "normalisation": norm,
               "labels_present": [int(v) for v in np.unique(sitk.GetArrayViewFromImage(out_lab))],
               "settings": settings.key(), "source": _source_signature(series),
               "source_image": str(series.image), "source_mask": str(series.mask)}

@@ -226,3 +226,19 @@ def test_resample_labels_keeps_values_and_an_unchanged_grid():
     assert same.GetPixelID() == mask.GetPixelID() and np.array_equal(sitk.GetArrayFromImage(same), arr)
     coarse = resample_labels(mask, [10, 10, 6], [1.0, 1.0, 3.0], mask.GetOrigin())
     assert set(np.unique(sitk.GetArrayFromImage(coarse)).tolist()) == {0, 3, 100, 201}
+
+
+def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
+    """Inference (evaluate.Predictor) and training data share one path: resample.preprocess."""
+    from helpers.resample import preprocess
+
+    out, _ = prepared
+    manifest = read_manifest(out)
+    settings = ResampleSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["settings"].items()})
+    series = {s.stem: s for s in scan_dataset(small_dataset).complete}
+    for record in manifest["series"][:3]:
+        grid, norm = preprocess(read_series(series[record["series"]])[0], settings)
+        written = sitk.ReadImage(str(out / record["image"]))
+        assert grid.GetSize() == written.GetSize() and np.allclose(grid.GetSpacing(), written.GetSpacing())
+        assert np.allclose(sitk.GetArrayFromImage(grid), sitk.GetArrayFromImage(written), atol=1e-6)
+        assert norm == record["normalisation"]
