@@ -32,7 +32,7 @@ from .models import build_model
 from .numbering import renumbered, to_spider_values
 from .resample import ResampleSettings, geometry, preprocess
 from .seed import seed_style_score
-from .spider import read_image, read_mask, require_usable
+from .spider import read_image, read_mask, require_usable, structure_mask
 from .surface import BorderSet, symmetric_distances
 
 
@@ -138,12 +138,9 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
 
 def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:
     """A resampled series' raw image and its reference mask as structures (0-3), on the original grid."""
-    from .labels import to_structures
-
     image = read_image(record["source_image"])
-    mask = read_mask(record["source_mask"], image)
-    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
-    structures.CopyInformation(image)
+    structures = structure_mask(read_mask(record["source_mask"], image))
+    structures.CopyInformation(image)  # the image's exact grid (the mask's agrees within read_mask's tolerance)
     return image, structures
 
 

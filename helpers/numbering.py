@@ -19,7 +19,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .axes import orientation, reorient, to_canonical
-from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA, to_structures
+from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA
+from .spider import structure_mask
 
 MAX_LEVEL = 25
 
@@ -104,9 +105,7 @@ def to_spider_values(structures: sitk.Image) -> sitk.Image:
 
 def renumbered(mask: sitk.Image) -> sitk.Image:
     """A SPIDER mask reduced to structures and numbered again by the kit: what numbering alone changes."""
-    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
-    structures.CopyInformation(mask)
-    return to_spider_values(structures)
+    return to_spider_values(structure_mask(mask))
 
 
 def numbering_cost(mask_paths: list[Path]) -> dict:

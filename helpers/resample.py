@@ -30,7 +30,7 @@ import SimpleITK as sitk
 
 from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
-from .labels import to_structures, unknown_labels
+from .labels import unknown_labels
 from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
     NORMALISATION_PERCENTILES,
@@ -39,6 +39,7 @@ from .spider import (
     read_series,
     require_usable,
     scan_dataset,
+    structure_mask,
 )
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
@@ -157,8 +158,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     out_img, norm = preprocess(image, settings, spacing)
     canon_mask = to_canonical(mask)
     if settings.labels == "structures":
-        lab = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(canon_mask)))
-        lab.CopyInformation(canon_mask)
+        lab = structure_mask(canon_mask)
     else:
         lab = sitk.Cast(canon_mask, sitk.sitkInt16)
     out_lab = resample_labels(lab, out_img.GetSize(), out_img.GetSpacing(), out_img.GetOrigin())

@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from .axes import canonical_values, orientation_of, to_canonical
 from .axes import orientation as orientation  # re-exported: spider.orientation is the notebooks' name
 from .errors import DataError
+from .labels import to_structures
 
 SEQUENCES = ("t1", "t2", "t2_SPACE")
 STEM_PATTERN = re.compile(r"^(\d+)_(t1|t2|t2_SPACE)$")
@@ -183,6 +184,13 @@ def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
         if diff:
             raise DataError(path, f"mask is on another grid than its image: {diff}")
     return mask
+
+
+def structure_mask(mask: sitk.Image) -> sitk.Image:
+    """A SPIDER mask as a structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the same grid."""
+    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
+    structures.CopyInformation(mask)
+    return structures
 
 
 def value_problems(image: sitk.Image) -> list[str]:
