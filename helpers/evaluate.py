@@ -30,7 +30,7 @@ from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
 from .models import build_model
 from .numbering import renumbered, to_spider_values
-from .resample import ResampleSettings, geometry, preprocess
+from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable, structure_mask
 from .surface import BorderSet, symmetric_distances
@@ -84,12 +84,7 @@ class Predictor:
         labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)
-        return back_to_grid(pred, image)
-
-
-def back_to_grid(label: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """Nearest-neighbour resampling of a label map onto `reference`'s grid (any orientation)."""
-    return sitk.Resample(label, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        return to_original_grid(pred, image)
 
 
 # ---------------------------------------------------------------- post-processing

@@ -57,6 +57,7 @@ def test_outputs_manifest_and_round_trip(small_dataset, prepared):
         # back onto the original grid: same geometry, and structures within a voxel of where they were
         _, mask = read_series(series[record["series"]])
         back = to_original_grid(label, record)
+        assert np.array_equal(sitk.GetArrayFromImage(to_original_grid(label, mask)), sitk.GetArrayFromImage(back))
         assert back.GetSize() == mask.GetSize() and np.allclose(back.GetOrigin(), mask.GetOrigin())
         assert np.allclose(back.GetDirection(), mask.GetDirection())
         ref, got = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(back)
