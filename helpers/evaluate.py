@@ -26,6 +26,7 @@ from scipy import ndimage
 
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
+from .dice import dice, joint_counts
 from .errors import DataError, KitError, write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
 from .models import build_model
@@ -115,13 +116,12 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
     direction, the larger of the two), with every border computed once and cropped to the objects.
     """
     ref_borders, pred_borders = BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1)
-    joint = np.bincount((reference.astype(np.int64) * 4 + prediction).ravel(), minlength=16).reshape(4, 4)
+    joint = joint_counts(reference, prediction, len(STRUCTURES))
     out = {}
     for index, name in enumerate(STRUCTURES):
         if index == BACKGROUND:
             continue
-        total = joint[index].sum() + joint[:, index].sum()
-        out[f"dice_{name}"] = float(2 * joint[index, index] / total) if total else float("nan")
+        out[f"dice_{name}"] = dice(joint, index)
         if index in ref_borders.points and index in pred_borders.points:
             to_ref, to_pred = symmetric_distances(ref_borders, index, pred_borders, index, spacing_zyx)
             out[f"hd95_{name}"] = float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .axes import reorient, stored_values
+from .dice import dice, joint_counts
 from .labels import CANAL_LABEL, DISC_LABELS, to_structures
 
 SEED_ORIENTATION = "RPS"  # the seed reoriented to this before resampling
@@ -64,15 +65,9 @@ def ct_window(values: np.ndarray) -> np.ndarray:
 def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray,
                      max_level: int = SEED_MAX_LEVEL) -> float:
     """The seed's number: one mean Dice over its 20 instance classes, background included."""
-    size = 256  # SPIDER values lie below this
-    joint = np.bincount((reference_spider.astype(np.int64) * size + prediction_spider).ravel(),
-                        minlength=size * size).reshape(size, size)  # one pass instead of one per class
-    scores = []
-    for value in instance_classes(max_level):
-        total = joint[value].sum() + joint[:, value].sum()
-        if total:
-            scores.append(2 * joint[value, value] / total)
-    return float(np.mean(scores))
+    joint = joint_counts(reference_spider, prediction_spider, 256)  # SPIDER values lie below 256
+    scores = [dice(joint, value) for value in instance_classes(max_level)]
+    return float(np.nanmean(scores))  # classes absent from both sides are left out
 
 
 def seed_style_preprocess(data_dir: Path, out: Path) -> int:
