@@ -38,7 +38,7 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     """Execute notebooks in order; on failure raise KitError naming the notebook, cell and error."""
     import papermill as pm
 
-    from .display import HEADLESS_ENV
+    from .notebook import HEADLESS_ENV
     from .profiles import get_profile
 
     os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no widgets, no 3D viewer
