@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from . import seed
 from .axes import monai_order, numpy_order
-from .errors import write_text_atomic
+from .files import write_text_atomic
 from .profiles import get_profile
 
 TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,

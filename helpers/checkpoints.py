@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import DataError, atomic_path
+from .errors import DataError
+from .files import atomic_path
 
 LAST, PREV = "checkpoint_last.pt", "checkpoint_prev.pt"
 TRAINING_KEYS = ("model", "optimizer", "scheduler", "scaler", "iteration", "best_metric", "best_iteration", "rng")

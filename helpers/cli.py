@@ -19,7 +19,7 @@ def _synth(args) -> None:
 def _inspect(args) -> None:
     import pandas as pd
 
-    from .errors import write_text_atomic
+    from .files import write_text_atomic
     from .inspection import flagged, inspect_dataset
 
     table = inspect_dataset(args.data_dir, progress=True)
@@ -94,7 +94,7 @@ def _score(args) -> None:
     import pandas as pd
 
     from .challenge import CHALLENGE_METRICS, score_folders, structure_table, table
-    from .errors import write_text_atomic
+    from .files import write_text_atomic
 
     doc = score_folders(args.reference, args.prediction, progress=True)
     print(f"{len(doc['scans'])} scans scored the SPIDER challenge's way (instances matched by overlap); "

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KitError, write_text_atomic
+from .errors import KitError
+from .files import write_text_atomic
 from .resample import read_manifest
 
 PARTS = ("training", "validation", "test")

@@ -21,7 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import KitError, write_text_atomic
+from .errors import KitError
+from .files import write_text_atomic
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10159290/files"
 SPIDER_MANIFEST = {"files": [

@@ -27,7 +27,8 @@ from scipy import ndimage
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
 from .dice import dice, joint_counts
-from .errors import DataError, KitError, write_image_atomic, write_text_atomic
+from .errors import DataError, KitError
+from .files import write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
 from .models import build_model
 from .numbering import renumbered, to_spider_values

@@ -8,7 +8,7 @@ import re
 
 import tomllib
 
-from .errors import write_text_atomic
+from .files import write_text_atomic
 from .paths import NOTEBOOK_DIR, ROOT
 
 SETUP_TAG = "setup"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from .axes import CANONICAL_ORIENTATION
-from .errors import DataError, write_text_atomic
+from .errors import DataError
+from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .paths import ROOT
 from .seed import CT_WINDOW, SEED_FIXED_SIZE, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes

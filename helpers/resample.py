@@ -29,7 +29,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
-from .errors import DataError, KitError, write_image_atomic, write_text_atomic
+from .errors import DataError, KitError
+from .files import write_image_atomic, write_text_atomic
 from .labels import unknown_labels
 from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
 from .axes import reorient
-from .errors import write_image_atomic, write_text_atomic
+from .files import write_image_atomic, write_text_atomic
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
 # relative tissue intensities per contrast (t1, t2, t2_SPACE)

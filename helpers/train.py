@@ -24,7 +24,8 @@ import torch
 from .axes import AP, LR, SI, in_monai_order, monai_axis, monai_order
 from .batches import check_batch
 from .checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
-from .errors import DataError, KitError, write_text_atomic
+from .errors import DataError, KitError
+from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import build_model, parameter_count
 from .profiles import get_profile
