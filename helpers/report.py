@@ -5,7 +5,6 @@ Used by notebook 06 (and `python -m helpers report`).
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 from pathlib import Path
@@ -215,38 +214,11 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
 
 
 def _html(markdown: str) -> str:
-    """A small Markdown-to-HTML rendering of the report (headings, paragraphs, lists, tables, images)."""
-    body, table = [], []
+    """The report as one HTML page: its Markdown rendered by mistune (Jupyter's own Markdown library)."""
+    import mistune
 
-    def flush_table():
-        if table:
-            rows = [r.strip("|").split("|") for r in table if not set(r) <= set("|- ")]
-            cells = []
-            for i, row in enumerate(rows):
-                tag = "th" if i == 0 else "td"
-                cells.append("<tr>" + "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in row) + "</tr>")
-            body.append("<table>" + "".join(cells) + "</table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](")
-            body.append(f'<img alt="{html.escape(alt)}" src="{html.escape(src.rstrip(")"))}" style="max-width:100%">')
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.startswith("> "):
-            body.append(f"<blockquote>{html.escape(line[2:])}</blockquote>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
+    body = mistune.create_markdown(escape=True, plugins=["table"])(markdown)
     style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px}")
+             "td,th{border:1px solid #ccc;padding:4px}img{max-width:100%}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title><style>{style}</style></head><body>" \
-           + "\n".join(body) + "</body></html>\n"
+           + body + "</body></html>\n"

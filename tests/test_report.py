@@ -19,3 +19,13 @@ def test_preprocessing_text_follows_the_config():
 def test_one_number_is_rounded():
     assert _fmt_number(0.0870580259846191) == "0.087"
     assert _fmt_number(None) == "n/a" and _fmt_number(float("nan")) == "n/a"
+
+
+def test_html_renders_the_report_markdown():
+    from helpers.report import _html
+
+    page = _html("# Results\n\n> **Synthetic data.** a <b>note</b>\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\n"
+                 "![curves](figures/curves.png)\n\n- one\n- two\n")
+    assert "<h1>Results</h1>" in page and "<strong>Synthetic data.</strong>" in page and "&lt;b&gt;" in page
+    assert page.count("<table>") == 1 and "<td>1</td>" in page and "<li>one</li>" in page
+    assert 'src="figures/curves.png"' in page and page.startswith("<!doctype html>")
