@@ -29,3 +29,40 @@ def test_html_renders_the_report_markdown():
     assert "<h1>Results</h1>" in page and "<strong>Synthetic data.</strong>" in page and "&lt;b&gt;" in page
     assert page.count("<table>") == 1 and "<td>1</td>" in page and "<li>one</li>" in page
     assert 'src="figures/curves.png"' in page and page.startswith("<!doctype html>")
+
+
+def _fake_run(root, synthetic=True):
+    """The files a report is built from, with made-up numbers: no training needed."""
+    import json
+
+    stat = {"mean": 0.0870580259846191, "sd": 0.01, "n": 2, "complete": True}
+    items = [{"image": "i.nii.gz", "label": "l.nii.gz", "patient": p, "sequence": "t2", "series": f"{p}_t2"}
+             for p in (1, 2)]
+    (root / "datalist.json").write_text(json.dumps({"training": items[:1], "validation": [], "test": items[1:],
+                                                    "split": "by patient"}))
+    run = root / "run"
+    (run / "eval" / "test").mkdir(parents=True)
+    config = {"datalist": str(root / "datalist.json"), "profile": "smoke", "model": "unetr", "max_iterations": 4,
+              "patch_size": [16, 32, 32], "batch_size": 2, "lr": 2e-4, "data": {"synthetic": synthetic},
+              "preprocessing": {**asdict(ResampleSettings()), "spacing": [3.3, 1.0, 1.0]}}
+    (run / "config.json").write_text(json.dumps(config))
+    metrics = {f"{k}_{s}": stat for k in ("dice", "hd95", "assd", "clean_dice") for s in ("vertebra", "disc", "canal")}
+    summary = {"cases": 1, "metrics": metrics, "seconds_per_case": 1.5, "seed_style": stat,
+               "dice_mean_structures": 0.0870580259846191, "checkpoint": "checkpoint_best.pt"}
+    (run / "eval" / "test" / "summary.json").write_text(json.dumps(summary))
+    (run / "eval" / "test" / "metrics.csv").write_text("series\n")
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"kind": "train", "iteration": 1, "loss": 1.0},
+        {"kind": "validation", "iteration": 2, "dice_mean": 0.5, "dice_vertebra": 0.5, "dice_disc": 0.5,
+         "dice_canal": 0.5})) + "\n")
+    return run
+
+
+def test_report_from_a_run_folder(tmp_path):
+    from helpers.report import build_report
+
+    readme = build_report(_fake_run(tmp_path), tmp_path / "report")
+    text = readme.read_text()
+    assert "Synthetic data" in text and "0.087 |" in text and "0.0870580259846191" not in text
+    assert "0.7154" in text and "(no CT window)" in text and "Best validation mean Dice 0.500" in text
+    assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
