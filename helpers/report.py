@@ -108,31 +108,13 @@ def preprocessing_lines(pre: dict) -> list[str]:
             f"- intensity: {intensity}", f"- labels: `{pre['labels']}` ({labels})", ""]
 
 
-def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
-    """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
+def _run_lines(run_dir: Path, part: str, config: dict, summary: dict, datalist: dict, entries: list[dict]) -> list[str]:
+    """Title, provenance, data and split, preprocessing and training: what the run was."""
     from .datalist import split_table
-    from .plots import plot_curves
-    from .train import read_metrics
 
-    run_dir, out = Path(run_dir), Path(out)
-    eval_dir = run_dir / "eval" / part
-    for needed in (run_dir / "config.json", eval_dir / "summary.json", eval_dir / "metrics.csv"):
-        if not needed.is_file():
-            raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
-    config = json.loads((run_dir / "config.json").read_text())
-    summary = json.loads((eval_dir / "summary.json").read_text())
-    datalist = json.loads(Path(config["datalist"]).read_text())
-    entries = read_metrics(run_dir)
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    plot_curves(entries, save=figures / "curves.png")
-    for extra in sorted((run_dir / "eval" / part).glob("*.png")):
-        shutil.copyfile(extra, figures / extra.name)
-    m = summary["metrics"]
     synthetic = bool(config.get("data", {}).get("synthetic"))
     best = max((e for e in entries if e["kind"] == "validation" and "dice_mean" in e),
                key=lambda e: e["dice_mean"], default=None)
-
     lines = ["# Results of a training run", ""]
     if synthetic:
         lines += ["> **Synthetic data.** This run trained and was scored on the kit's synthetic SPIDER-format data,",
@@ -153,15 +135,21 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     if best:
         lines += [f"Best validation mean Dice {best['dice_mean']:.3f} at iteration {best['iteration']} "
                   f"(vertebra {best['dice_vertebra']:.3f}, disc {best['dice_disc']:.3f}, canal {best['dice_canal']:.3f}).", ""]
-    lines += [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
-              "The same predictions scored three ways, each on every series' original grid; mean ± sd over series.", "",
-              "**Which number to quote.** To compare with the SPIDER challenge (0.93 / 0.84 / 0.92 for vertebrae / "
-              "discs / canal), quote view 2, the challenge's instance Dice with its detection rates, on held-out "
-              "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the seed's number and "
-              "is comparable with neither.", "",
-              "### View 1: semantic, per structure (the kit's Dice, HD95, ASSD)", "",
-              "All vertebrae together are one structure, likewise discs and canal; background excluded; mm.", "",
-              "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice after cleanup |", "| --- | --- | --- | --- | --- |"]
+    return lines
+
+
+def _metrics_lines(part: str, summary: dict) -> list[str]:
+    """The metrics section: view 1 (per structure), view 2 (the challenge's), view 3 (the seed's)."""
+    m = summary["metrics"]
+    lines = [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
+             "The same predictions scored three ways, each on every series' original grid; mean ± sd over series.", "",
+             "**Which number to quote.** To compare with the SPIDER challenge (0.93 / 0.84 / 0.92 for vertebrae / "
+             "discs / canal), quote view 2, the challenge's instance Dice with its detection rates, on held-out "
+             "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the seed's number and "
+             "is comparable with neither.", "",
+             "### View 1: semantic, per structure (the kit's Dice, HD95, ASSD)", "",
+             "All vertebrae together are one structure, likewise discs and canal; background excluded; mm.", "",
+             "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice after cleanup |", "| --- | --- | --- | --- | --- |"]
     for name in FOREGROUND:
         lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
                      f"| {_fmt(m[f'clean_dice_{name}'])} |")
@@ -172,11 +160,17 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     lines += ["### View 3: the seed's single number", "",
               f"One mean Dice over {SEED_CLASSES} with the background "
               f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
-    lines += ["## How these numbers compare", "",
-              "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
-              f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
-              f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
-              f"{_fmt_number(summary.get('dice_mean_structures'))} |"]
+    return lines
+
+
+def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
+    """How this run's numbers compare with the challenge's and the seed's, and why they differ."""
+    m = summary["metrics"]
+    lines = ["## How these numbers compare", "",
+             "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
+             f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
+             f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
+             f"{_fmt_number(summary.get('dice_mean_structures'))} |"]
     c = summary.get("challenge")
     if c:
         lines.append(f"| this run, view 2: the challenge's instance Dice | same predictions | {_fmt_n(c['DiceScoreVertebrae'])} "
@@ -198,15 +192,46 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
               "vertebra and disc is matched to the predicted label it overlaps most, a vertebra or disc below Dice 0.1 "
               "counts as missed (it lowers the detection rate and is left out of the mean Dice). View 2 computes exactly "
               f"that on the `{part}` patients; view 1 is per structure (semantic).", ""]
-    lines += ["## Limitations", "",
-              "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
-                      if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: "
-              "enough for clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real "
-              "data for real numbers." if config["profile"] == "smoke" else ""),
-              "- Instance numbering (SPIDER values) comes from connected components (`helpers.numbering`); view 2 "
-              "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
-              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
-              "left out of that mean.", ""]
+    return lines
+
+
+def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
+    """What the numbers cannot say."""
+    lines = ["## Limitations", "",
+             "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
+                     if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: "
+             "enough for clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real "
+             "data for real numbers." if config["profile"] == "smoke" else ""),
+             "- Instance numbering (SPIDER values) comes from connected components (`helpers.numbering`); view 2 "
+             "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
+             "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
+             "left out of that mean.", ""]
+    return lines
+
+
+def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
+    """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
+    from .plots import plot_curves
+    from .train import read_metrics
+
+    run_dir, out = Path(run_dir), Path(out)
+    eval_dir = run_dir / "eval" / part
+    for needed in (run_dir / "config.json", eval_dir / "summary.json", eval_dir / "metrics.csv"):
+        if not needed.is_file():
+            raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
+    config = json.loads((run_dir / "config.json").read_text())
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    datalist = json.loads(Path(config["datalist"]).read_text())
+    entries = read_metrics(run_dir)
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    plot_curves(entries, save=figures / "curves.png")
+    for extra in sorted((run_dir / "eval" / part).glob("*.png")):
+        shutil.copyfile(extra, figures / extra.name)
+    synthetic = bool(config.get("data", {}).get("synthetic"))
+
+    lines = (_run_lines(run_dir, part, config, summary, datalist, entries) + _metrics_lines(part, summary)
+             + _comparison_lines(part, summary, synthetic) + _limitations_lines(config, synthetic))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)
     write_text_atomic(out / "index.html", _html(markdown))
