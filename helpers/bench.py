@@ -1,8 +1,7 @@
 """Benchmarks: how fast and how good, beside the seed project's recipe, measured in one run.
 
 `python -m helpers bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md` (rendered by
-helpers/bench_markdown.py). Figures only:
-targets are compared and reported, never asserted.
+helpers/bench_markdown.py). Figures only: targets are compared and reported, never asserted.
 
 Used by no notebook: `python -m helpers bench`; its figures are in report/benchmarks.md.
 """
