@@ -2,6 +2,8 @@
 
 So bad data (a training file changed after resampling, a hand-made datalist) is told apart from a true
 divergence of the network: the loss check in the loop only ever sees batches that passed here.
+
+Used by notebook 05 (through helpers.train).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ and mended by the `corrected` variant:
    the challenge's code crashes. Both variants here report NaN for what cannot be computed.
 6. it only compares array shapes (and then crashes on a mismatch); origin and direction are not checked.
    Here a prediction on another grid is an error that names both files.
+
+Used by notebook 06 (and `python -m helpers score`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .axes import numpy_order
+from .dice import dice as dice_score
+from .dice import joint_counts
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, PARTIAL_VERTEBRA_LABELS, VERTEBRA_LABELS, unknown_labels
 from .surface import BorderSet, symmetric_distances
@@ -86,7 +91,7 @@ def sampling(spacing_xyz: Sequence[float], variant: str) -> tuple[float, ...]:
     """Spacing per array axis (z, y, x) as each variant uses it; the challenge keeps SimpleITK's (x, y, z)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
-    return tuple(float(s) for s in (spacing_xyz if variant == "challenge" else reversed(spacing_xyz)))
+    return tuple(float(s) for s in (spacing_xyz if variant == "challenge" else numpy_order(spacing_xyz)))
 
 
 def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: Sequence[float],
@@ -98,16 +103,14 @@ def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: 
         if values.size and (values.min() < 0 or values.max() >= _MAX_VALUE):
             raise ValueError("label values must lie in 0..255; check them against the label table first")
     reference, prediction = reference.astype(np.int16, copy=False), prediction.astype(np.int16, copy=False)
-    code = reference.astype(np.int32) * _MAX_VALUE + prediction  # one pass: the overlap of every pair of labels
-    joint = np.bincount(code.ravel(), minlength=_MAX_VALUE ** 2).reshape(_MAX_VALUE, _MAX_VALUE)
-    ref_sizes, pred_sizes = joint.sum(1), joint.sum(0)
+    joint = joint_counts(reference, prediction, _MAX_VALUE)  # one pass: the overlap of every pair of labels
+    ref_sizes = joint.sum(1)
     variants = tuple(variants)
     matched = []
     for label in np.flatnonzero(ref_sizes[1:]) + 1:
         overlap = joint[label, 1:]
         match = int(overlap.argmax()) + 1 if overlap.any() else 0  # argmax: ties go to the lower value
-        dice = 2 * joint[label, match] / (ref_sizes[label] + pred_sizes[match]) if match else 0.0
-        matched.append((int(label), match, float(dice)))
+        matched.append((int(label), match, dice_score(joint, label, match) if match else 0.0))
     wanted = bool(variants) and any(m for _, m, _ in matched)
     ref_borders = BorderSet(reference, connectivity=3) if wanted else None
     pred_borders = BorderSet(prediction, connectivity=3) if wanted else None

@@ -3,6 +3,8 @@
 A run folder keeps `checkpoint_last.pt` and, beside it, `checkpoint_prev.pt`: the last checkpoint it
 replaced (when that one was intact). A last checkpoint damaged after it was written (a truncated
 Google Drive sync) costs one validation interval: the run resumes from the previous one.
+
+Used by notebooks 05 and 06 (through helpers.train and helpers.evaluate).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import DataError, atomic_path
+from .errors import DataError
+from .files import atomic_path
 
 LAST, PREV = "checkpoint_last.pt", "checkpoint_prev.pt"
 TRAINING_KEYS = ("model", "optimizer", "scheduler", "scaler", "iteration", "best_metric", "best_iteration", "rng")

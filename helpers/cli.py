@@ -19,7 +19,7 @@ def _synth(args) -> None:
 def _inspect(args) -> None:
     import pandas as pd
 
-    from .errors import write_text_atomic
+    from .files import write_text_atomic
     from .inspection import flagged, inspect_dataset
 
     table = inspect_dataset(args.data_dir, progress=True)
@@ -75,13 +75,14 @@ def _train(args) -> None:
 
 def _evaluate(args) -> None:
     from .evaluate import evaluate, summarise
+    from .seed import instance_classes
 
     table = evaluate(args.run, args.datalist, args.part)
     summary = summarise(table, part=args.part)
     for key, stat in summary["metrics"].items():
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
-    print(f"seed-style score (20 classes, background in): {summary['seed_style']['mean']}")
+    print(f"seed-style score ({len(instance_classes())} classes, background in): {summary['seed_style']['mean']}")
     for reason in table.attrs.get("skipped", []):
         print(f"  SKIPPED {reason}")
     print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
@@ -93,7 +94,7 @@ def _score(args) -> None:
     import pandas as pd
 
     from .challenge import CHALLENGE_METRICS, score_folders, structure_table, table
-    from .errors import write_text_atomic
+    from .files import write_text_atomic
 
     doc = score_folders(args.reference, args.prediction, progress=True)
     print(f"{len(doc['scans'])} scans scored the SPIDER challenge's way (instances matched by overlap); "

@@ -4,6 +4,8 @@ Parts: `training` and `validation` (used to train and to choose a model) and `te
 to choose a model). With SPIDER's `subset` column: the official `validation` patients form `test`, and
 `validation` is a seeded fifth of the official `training` patients. Without it: a seeded split.
 `skipped` lists every series that resampling refused ('path: reason'), so none goes missing unsaid.
+
+Used by notebook 04.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KitError, write_text_atomic
+from .errors import KitError
+from .files import write_text_atomic
 from .resample import read_manifest
 
 PARTS = ("training", "validation", "test")

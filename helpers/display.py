@@ -1,8 +1,10 @@
-"""Pictures of SPIDER series: canonical sagittal slices with structure overlays, a legend, a slider."""
+"""Pictures of SPIDER series: canonical sagittal slices with structure overlays, a legend, a slider.
+
+Used by notebooks 00, 01, 03 and 06.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,15 +14,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from .labels import FOREGROUND, STRUCTURE_COLOURS, to_structures
+from .notebook import headless
 from .spider import canonical_array, canonical_spacing
-
-HEADLESS_ENV = "SPIDER_KIT_HEADLESS"  # set by the notebook runner
-
-
-def headless() -> bool:
-    """True inside `python -m helpers run-notebooks` (papermill): no widgets, no 3D viewer."""
-    return os.environ.get(HEADLESS_ENV) == "1"
-
 
 OVERLAY_CMAP = ListedColormap(["none"] + [STRUCTURE_COLOURS[s] for s in FOREGROUND])
 

@@ -4,6 +4,8 @@
 BASE_URL/NAME. The manifest is `{"files": [{"name": ..., "sha256": ..., "size": ...}]}` (sha256 and size
 optional). Zips are extracted into DIR; other files are kept as they are. Files placed in DIR by hand go
 through the same checks.
+
+Used by notebook 00.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import KitError, write_text_atomic
+from .errors import KitError
+from .files import write_text_atomic
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10159290/files"
 SPIDER_MANIFEST = {"files": [

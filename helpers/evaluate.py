@@ -1,12 +1,15 @@
 """Predict with a trained run and score it the way the SPIDER challenge does, on each series' own grid.
 
-Prediction uses the run's own preprocessing (from its config): reorient, normalise, resample, sliding
-window, then back onto the input's original grid. An image refused by the bad-value policy
+Prediction uses the run's own preprocessing (from its config) through `resample.preprocess`, the path
+that made its training data: reorient, normalise, resample; then sliding window, then back onto the
+input's original grid. An image refused by the bad-value policy
 (`spider.value_problems`) is never predicted: `predict` stops naming it, `evaluate` skips it with the
 reason and scores the others. A damaged checkpoint, or one of another model or number of classes, stops
 both with the file named (helpers/checkpoints.py). Scores per structure (background excluded): Dice,
 95th-percentile Hausdorff distance and average symmetric surface distance, in mm; per instance, the SPIDER
 challenge's figures (`helpers.challenge`) on the predictions numbered into SPIDER values (`helpers.numbering`).
+
+Used by notebook 06.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
+from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
-from .errors import DataError, KitError, write_image_atomic, write_text_atomic
-from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA, instance_classes
-from .models import build_model, monai_order
+from .dice import dice, joint_counts
+from .errors import DataError, KitError
+from .files import write_image_atomic, write_text_atomic
+from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
+from .models import build_model
 from .numbering import renumbered, to_spider_values
-from .resample import CANONICAL_ORIENTATION, ResampleSettings, _geometry, _target_grid, normalise, resample_image
-from .spider import read_image, read_mask, require_usable
+from .resample import ResampleSettings, geometry, preprocess, to_original_grid
+from .seed import seed_style_score
+from .spider import read_image, read_mask, require_usable, structure_mask
 from .surface import BorderSet, symmetric_distances
 
 
@@ -72,22 +79,14 @@ class Predictor:
         from monai.inferers import sliding_window_inference
 
         require_usable(image, source)
-        canon = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
-        size, spacing, origin = _target_grid(canon, self.settings, self.settings.spacing)
-        normed, _ = normalise(canon, self.settings.percentiles, self.settings.intensity)
-        grid = resample_image(normed, size, spacing, origin)
-        x = torch.from_numpy(sitk.GetArrayFromImage(grid).T.copy())[None, None].to(self.device)  # (AP, SI, LR)
+        grid, _ = preprocess(image, self.settings)
+        x = torch.from_numpy(canonical_to_monai(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
             logits = sliding_window_inference(x, self.patch, 4, self.model, overlap=0.25)
-        labels = self.classes[logits.argmax(1)[0].cpu().numpy()].T.astype(np.uint8)  # classes -> structures
+        labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)
-        return back_to_grid(pred, image)
-
-
-def back_to_grid(label: sitk.Image, reference: sitk.Image) -> sitk.Image:
-    """Nearest-neighbour resampling of a label map onto `reference`'s grid (any orientation)."""
-    return sitk.Resample(label, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        return to_original_grid(pred, image)
 
 
 # ---------------------------------------------------------------- post-processing
@@ -118,13 +117,12 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
     direction, the larger of the two), with every border computed once and cropped to the objects.
     """
     ref_borders, pred_borders = BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1)
-    joint = np.bincount((reference.astype(np.int64) * 4 + prediction).ravel(), minlength=16).reshape(4, 4)
+    joint = joint_counts(reference, prediction, len(STRUCTURES))
     out = {}
     for index, name in enumerate(STRUCTURES):
         if index == BACKGROUND:
             continue
-        total = joint[index].sum() + joint[:, index].sum()
-        out[f"dice_{name}"] = float(2 * joint[index, index] / total) if total else float("nan")
+        out[f"dice_{name}"] = dice(joint, index)
         if index in ref_borders.points and index in pred_borders.points:
             to_ref, to_pred = symmetric_distances(ref_borders, index, pred_borders, index, spacing_zyx)
             out[f"hd95_{name}"] = float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
@@ -134,27 +132,11 @@ def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx
     return out
 
 
-def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray, max_level: int = 9) -> float:
-    """The seed project's number: one mean Dice over its 20 instance classes, background included."""
-    size = 256  # SPIDER values lie below this
-    joint = np.bincount((reference_spider.astype(np.int64) * size + prediction_spider).ravel(),
-                        minlength=size * size).reshape(size, size)  # one pass instead of one per class
-    scores = []
-    for value in instance_classes(max_level):
-        total = joint[value].sum() + joint[:, value].sum()
-        if total:
-            scores.append(2 * joint[value, value] / total)
-    return float(np.mean(scores))
-
-
 def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:
     """A resampled series' raw image and its reference mask as structures (0-3), on the original grid."""
-    from .labels import to_structures
-
     image = read_image(record["source_image"])
-    mask = read_mask(record["source_mask"], image)
-    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
-    structures.CopyInformation(image)
+    structures = structure_mask(read_mask(record["source_mask"], image))
+    structures.CopyInformation(image)  # the image's exact grid (the mask's agrees within read_mask's tolerance)
     return image, structures
 
 
@@ -168,7 +150,7 @@ def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, si
     spider = to_spider_values(predicted)
     ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
     ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
-    spacing = tuple(reversed(reference.GetSpacing()))
+    spacing = numpy_order(reference.GetSpacing())
     ref_borders = BorderSet(ref, connectivity=1)
     row = structure_metrics(ref, pred, spacing, ref_borders)
     row["seed_style"] = seed_style_score(ref_spider, spider_array)
@@ -284,7 +266,7 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     require_usable(image, image_path)  # before the network is loaded
     structures = Predictor(run_dir).structures(image, image_path)
     result = to_spider_values(structures) if spider_values else structures
-    if _geometry(result)["size"] != list(image.GetSize()):
+    if geometry(result)["size"] != list(image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
     write_image_atomic(result, Path(out))
     return Path(out)

@@ -1,7 +1,10 @@
 """One table of every series in a dataset: geometry, intensities, labels, and flags with reasons.
 
 The `training` column says whether `resample` will use the series (the bad-value policy of
-`spider.value_problems`, and a readable mask with known labels on the image's grid)."""
+`spider.value_problems`, and a readable mask with known labels on the image's grid).
+
+Used by notebooks 00 and 02.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from .axes import canonical_values
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, unknown_labels
 from .spider import (
@@ -59,7 +63,7 @@ def inspect_series(series: Series, overview_row: dict | None = None) -> dict:
     spacing = canonical_spacing(image)
     row.update({
         "orientation": orientation(image),
-        "shape (LR, SI, AP)": "x".join(str(n) for n in reversed(sitk.DICOMOrient(image, "PIR").GetSize())),
+        "shape (LR, SI, AP)": "x".join(str(n) for n in canonical_values(image.GetSize(), orientation(image))),
         "spacing LR mm": round(spacing[0], 3), "spacing SI mm": round(spacing[1], 3),
         "spacing AP mm": round(spacing[2], 3), "dtype": image.GetPixelIDTypeAsString(),
         "min": round(lo, 1), "p99": round(float(np.percentile(finite, 99)), 1) if finite.size else np.nan,

@@ -1,4 +1,7 @@
-"""SPIDER's label values, the structures they belong to, and their names: the one label table."""
+"""SPIDER's label values, the structures they belong to, and their names: the one label table.
+
+Used by notebooks 01, 05 and 06, and by every helper that reads a mask.
+"""
 
 from __future__ import annotations
 
@@ -77,21 +80,3 @@ def label_name(value: int) -> str:
         k = value - 200
         return f"disc {k} (below vertebra {k})" if k > 1 else "disc 1 (between vertebra 1 and sacrum)"
     return f"vertebra {value}"
-
-
-def instance_classes(max_level: int = 9) -> list[int]:
-    """SPIDER values of the seed project's instance classes: vertebrae 1..n, canal, discs 201..200+n."""
-    return [0, *range(1, max_level + 1), CANAL_LABEL, *range(201, 201 + max_level)]
-
-
-def seed_class_structures(max_level: int = 9) -> np.ndarray:
-    """Structure index of each of the seed project's instance classes (0 bg, 1..n vertebrae, canal, discs)."""
-    return np.array([0 if v == 0 else _LUT[v] for v in instance_classes(max_level)], dtype=np.int64)
-
-
-def seed_class_lut(max_level: int = 9) -> np.ndarray:
-    """SPIDER value -> seed class index; values beyond the seed's 9 levels become background (0)."""
-    lut = np.zeros(_MAX_LABEL + 1, dtype=np.int64)
-    for index, value in enumerate(instance_classes(max_level)):
-        lut[value] = index
-    return lut

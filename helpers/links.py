@@ -1,14 +1,16 @@
 """The repository address lives in pyproject.toml ([project.urls] Repository); this writes it into
-the README's notebook table (Open-in-Colab badges) and each notebook's first (setup) cell."""
+the README's notebook table (Open-in-Colab badges) and each notebook's first (setup) cell, with nbformat.
+
+Used by every notebook (its setup cell) through `python -m helpers links`."""
 
 from __future__ import annotations
 
-import json
 import re
 
+import nbformat
 import tomllib
 
-from .errors import write_text_atomic
+from .files import write_text_atomic
 from .paths import NOTEBOOK_DIR, ROOT
 
 SETUP_TAG = "setup"
@@ -43,26 +45,20 @@ def colab_url(notebook: str, url: str | None = None) -> str:
         f"/blob/main/notebooks/{notebook}"
 
 
-def _title(nb: dict) -> str:
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "markdown":
-            text = "".join(cell["source"]).strip().splitlines()[0]
-            return text.lstrip("# ").strip()
+def _title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            return cell.source.strip().splitlines()[0].lstrip("# ").strip()
     return ""
 
 
 def notebook_table(url: str) -> str:
     lines = ["| notebook | what it teaches | Colab |", "| --- | --- | --- |"]
     for path in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
-        title = _title(json.loads(path.read_text()))
+        title = _title(nbformat.read(path, as_version=4))
         badge = f"[![Open in Colab]({BADGE})]({colab_url(path.name, url)})"
         lines.append(f"| [`{path.name}`](notebooks/{path.name}) | {title} | {badge} |")
     return "\n".join(lines)
-
-
-def _source_lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    return [line + "\n" for line in lines[:-1]] + [lines[-1]]
 
 
 def sync_links(check: bool = False) -> list[str]:
@@ -77,18 +73,17 @@ def sync_links(check: bool = False) -> list[str]:
         changed.append("README.md")
         if not check:
             write_text_atomic(readme, new)
-    cell_source = _source_lines(SETUP_CELL.format(url=url))
+    cell_source = SETUP_CELL.format(url=url)
     for path in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
-        nb = json.loads(path.read_text())
-        first = nb["cells"][0]
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0]
         if SETUP_TAG in first.get("metadata", {}).get("tags", []):
-            if first["source"] == cell_source:
+            if first.source == cell_source:
                 continue
-            first["source"] = cell_source
+            first.source = cell_source
         else:
-            nb["cells"].insert(0, {"cell_type": "code", "execution_count": None, "id": "setup",
-                                   "metadata": {"tags": [SETUP_TAG]}, "outputs": [], "source": cell_source})
+            nb.cells.insert(0, nbformat.v4.new_code_cell(cell_source, id="setup", metadata={"tags": [SETUP_TAG]}))
         changed.append(f"notebooks/{path.name}")
         if not check:
-            write_text_atomic(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            write_text_atomic(path, nbformat.writes(nb) + "\n")
     return changed

@@ -1,17 +1,13 @@
-"""Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop."""
+"""Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop (notebooks 05 and 06)."""
 
 from __future__ import annotations
 
 import torch
 
+from .axes import monai_order as monai_order  # re-exported: patch sizes in MONAI's order (notebook 05)
 from .labels import STRUCTURES
 
 MODELS = ("unetr", "swinunetr", "unet", "segresnet")
-
-
-def monai_order(canonical: tuple[int, int, int] | list[int]) -> tuple[int, ...]:
-    """Canonical numpy order (LR, SI, AP) -> MONAI's order for the kit's NIfTI files (AP, SI, LR)."""
-    return tuple(int(v) for v in reversed(canonical))
 
 
 def build_model(name: str, patch_size: tuple[int, int, int], options: dict | None = None,

@@ -1,4 +1,5 @@
-"""What every notebook does first: plotting defaults, versions and device in one line, and a GPU check."""
+"""What every notebook does first (plotting defaults, Drive on Colab, versions and device in one line, a GPU
+check), and the headless switch that the notebook runner sets. Used by every notebook."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ import os
 import sys
 
 DRIVE_ROOT = os.environ.get("SPIDER_KIT_DRIVE_ROOT", "/content/drive/MyDrive/spider-unetr-kit")
+
+
+HEADLESS_ENV = "SPIDER_KIT_HEADLESS"  # set by the notebook runner (helpers/runner.py)
+
+
+def headless() -> bool:
+    """True inside `python -m helpers run-notebooks` (papermill): no widgets, no 3D viewer."""
+    return os.environ.get(HEADLESS_ENV) == "1"
 
 
 def in_colab() -> bool:

@@ -6,6 +6,8 @@ fragments) join the level whose centre is nearest in the superior-inferior direc
 component takes the number of the gap between vertebra centres it lies in (disc 200+k lies directly below
 vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
 numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
+
+Used by notebook 06 (through helpers.evaluate) and `python -m helpers score`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA, to_structures
-from .spider import CANONICAL_ORIENTATION
+from .axes import orientation, reorient, to_canonical
+from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA
+from .spider import structure_mask
 
 MAX_LEVEL = 25
 
@@ -94,18 +97,15 @@ def number_array(structures: np.ndarray) -> np.ndarray:
 
 def to_spider_values(structures: sitk.Image) -> sitk.Image:
     """SPIDER's values from a structure map (0-3) on the same grid: canal 100, vertebrae 1.. and discs 201..."""
-    canon = sitk.DICOMOrient(structures, CANONICAL_ORIENTATION)
+    canon = to_canonical(structures)
     img = sitk.GetImageFromArray(number_array(sitk.GetArrayFromImage(canon)))
     img.CopyInformation(canon)
-    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(structures.GetDirection())
-    return sitk.DICOMOrient(img, orientation)
+    return reorient(img, orientation(structures))
 
 
 def renumbered(mask: sitk.Image) -> sitk.Image:
     """A SPIDER mask reduced to structures and numbered again by the kit: what numbering alone changes."""
-    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
-    structures.CopyInformation(mask)
-    return to_spider_values(structures)
+    return to_spider_values(structure_mask(mask))
 
 
 def numbering_cost(mask_paths: list[Path]) -> dict:

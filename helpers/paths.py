@@ -1,4 +1,7 @@
-"""Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere."""
+"""Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere.
+
+Used by every notebook.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
 # Where data and runs live: the repository, or (on Colab) a Google Drive folder that survives disconnects
-HOME = Path(os.environ.get(HOME_ENV := "SPIDER_KIT_HOME", ROOT))
+HOME = Path(os.environ.get("SPIDER_KIT_HOME", ROOT))  # set by notebook.setup() on Colab, before this import
 DATA_DIR = HOME / "data" / "synthetic"  # the embedded default dataset, made by notebook 00
 REAL_DATA_DIR = HOME / "data" / "spider"  # where the real SPIDER dataset goes
 OUTPUT_DIR = HOME / "outputs"  # executed notebooks, figures, preprocessed data, runs

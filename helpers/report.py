@@ -1,17 +1,22 @@
-"""The report of a run, built from its artifacts only (config, metrics, evaluation), never from typed numbers."""
+"""The report of a run, built from its artifacts only (config, metrics, evaluation), never from typed numbers.
+
+Used by notebook 06 (and `python -m helpers report`).
+"""
 
 from __future__ import annotations
 
-import html
 import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, write_text_atomic
-from .labels import FOREGROUND
+from .axes import CANONICAL_ORIENTATION
+from .errors import DataError
+from .files import write_text_atomic
+from .labels import FOREGROUND, STRUCTURES
 from .paths import ROOT
+from .seed import CT_WINDOW, SEED_FIXED_SIZE, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -19,13 +24,21 @@ REFERENCE_RESULTS = {
                                                             "canal": (0.92, 0.04)},
     "nnU-Net (as reported with the paper)": {"vertebra": (0.92, 0.05), "disc": (0.86, 0.09), "canal": (0.92, 0.03)},
 }
-SEED_REPORTED = 0.7154  # the seed project's best validation number (series split, 20 classes, background in)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
     rows += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(rows)
+
+
+SEED_CLASSES = (f"{len(instance_classes())} instance classes (vertebrae 1-{SEED_MAX_LEVEL}, canal, "
+                f"discs 201-{200 + SEED_MAX_LEVEL})")
+
+
+def _fmt_number(value: float | None) -> str:
+    """One number as the report prints it: three decimals, or n/a."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
 def _fmt(stat: dict | None) -> str:
@@ -73,9 +86,131 @@ def _challenge_view(summary: dict) -> list[str]:
     return lines + [""]
 
 
+def preprocessing_lines(pre: dict) -> list[str]:
+    """The report's preprocessing section, from a run's config['preprocessing'] (kit's or seed's recipe)."""
+    if pre.get("mode") == "fixed_size":
+        grid = f"size {' x '.join(map(str, pre.get('size') or SEED_FIXED_SIZE))} voxels (LR x SI x AP), spacing per series"
+    else:
+        grid = "spacing " + (" x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing")
+                             else "n/a")
+    if pre.get("intensity") == "ct_window":
+        lo, hi = CT_WINDOW
+        intensity = f"the seed's fixed CT window [{lo:g}, {hi:g}] scaled to [0, 1], the same for every image"
+    else:
+        intensity = (f"each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} percentiles "
+                     "and scaled to [0, 1] (no CT window)")
+    if pre.get("labels") == "instances":
+        labels = f"the seed's {SEED_CLASSES} and background; predictions scored as structures"
+    else:
+        labels = ", ".join(f"{index} {name}" for index, name in enumerate(STRUCTURES))
+    return ["## Preprocessing", "",
+            f"- reorientation to {CANONICAL_ORIENTATION} from the direction cosines; resampling mode `{pre['mode']}`, {grid}",
+            f"- intensity: {intensity}", f"- labels: `{pre['labels']}` ({labels})", ""]
+
+
+def _run_lines(run_dir: Path, part: str, config: dict, summary: dict, datalist: dict, entries: list[dict]) -> list[str]:
+    """Title, provenance, data and split, preprocessing and training: what the run was."""
+    from .datalist import split_table
+
+    synthetic = bool(config.get("data", {}).get("synthetic"))
+    best = max((e for e in entries if e["kind"] == "validation" and "dice_mean" in e),
+               key=lambda e: e["dice_mean"], default=None)
+    lines = ["# Results of a training run", ""]
+    if synthetic:
+        lines += ["> **Synthetic data.** This run trained and was scored on the kit's synthetic SPIDER-format data,",
+                  "> not on the real dataset. Its numbers check the pipeline; they say nothing about real spines.", ""]
+    shown = run_dir.resolve().relative_to(ROOT) if ROOT in run_dir.resolve().parents else run_dir
+    lines += [f"Built by `python -m helpers report --run {shown}` from the run's own files "
+              f"(`config.json`, `metrics.jsonl`, `eval/{part}/`). Profile `{config['profile']}`, model "
+              f"`{config['model']}`, {config['max_iterations']} iterations, checkpoint `{summary.get('checkpoint')}`.", ""]
+    lines += ["## Data and split", "", datalist.get("split", ""), "",
+              markdown_table(split_table(datalist).reset_index()), ""]
+    lines += preprocessing_lines(config["preprocessing"])
+    lines += ["## Training", "",
+              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (LR x SI x AP), "
+              f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
+              f"class (background, vertebra, disc, canal) {config.get('class_ratios') or 'half on a structure, half anywhere'}, "
+              f"loss `{config.get('loss', 'dicece')}`, AdamW lr {config['lr']:g} with warmup and cosine decay.", "",
+              "![training curves](figures/curves.png)", ""]
+    if best:
+        lines += [f"Best validation mean Dice {best['dice_mean']:.3f} at iteration {best['iteration']} "
+                  f"(vertebra {best['dice_vertebra']:.3f}, disc {best['dice_disc']:.3f}, canal {best['dice_canal']:.3f}).", ""]
+    return lines
+
+
+def _metrics_lines(part: str, summary: dict) -> list[str]:
+    """The metrics section: view 1 (per structure), view 2 (the challenge's), view 3 (the seed's)."""
+    m = summary["metrics"]
+    lines = [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
+             "The same predictions scored three ways, each on every series' original grid; mean ± sd over series.", "",
+             "**Which number to quote.** To compare with the SPIDER challenge (0.93 / 0.84 / 0.92 for vertebrae / "
+             "discs / canal), quote view 2, the challenge's instance Dice with its detection rates, on held-out "
+             "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the seed's number and "
+             "is comparable with neither.", "",
+             "### View 1: semantic, per structure (the kit's Dice, HD95, ASSD)", "",
+             "All vertebrae together are one structure, likewise discs and canal; background excluded; mm.", "",
+             "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice after cleanup |", "| --- | --- | --- | --- | --- |"]
+    for name in FOREGROUND:
+        lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
+                     f"| {_fmt(m[f'clean_dice_{name}'])} |")
+    lines += ["", f"Inference: {summary['seconds_per_case']:.2f} s per series on this machine"
+              + (f"; scoring {summary['scoring_seconds_per_case']:.2f} s per series." if summary.get("scoring_seconds_per_case")
+                 is not None else "."), ""]
+    lines += _challenge_view(summary)
+    lines += ["### View 3: the seed's single number", "",
+              f"One mean Dice over {SEED_CLASSES} with the background "
+              f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
+    return lines
+
+
+def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
+    """How this run's numbers compare with the challenge's and the seed's, and why they differ."""
+    m = summary["metrics"]
+    lines = ["## How these numbers compare", "",
+             "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
+             f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
+             f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
+             f"{_fmt_number(summary.get('dice_mean_structures'))} |"]
+    c = summary.get("challenge")
+    if c:
+        lines.append(f"| this run, view 2: the challenge's instance Dice | same predictions | {_fmt_n(c['DiceScoreVertebrae'])} "
+                     f"| {_fmt_n(c['DiceScoreDiscs'])} | {_fmt_n(c['DiceScoreSpinalCanal'])} | {_fmt_n(c['OveralDiceScore'])} |")
+    lines.append(f"| this run, view 3: seed's way ({len(instance_classes())} instance classes, background in) | same predictions | | | | "
+                 f"{_fmt(summary['seed_style'])} |")
+    for name, ref in REFERENCE_RESULTS.items():
+        lines.append(f"| {name} | SPIDER hidden test set | {ref['vertebra'][0]} ± {ref['vertebra'][1]} "
+                     f"| {ref['disc'][0]} ± {ref['disc'][1]} | {ref['canal'][0]} ± {ref['canal'][1]} | |")
+    lines += [f"| seed project (reported) | its validation split, by series | | | | {SEED_REPORTED} |", "",
+              "Why these are different numbers:",
+              f"- The seed's {SEED_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
+              "split made by series in which 36 of 44 validation patients also had series in training. Background "
+              "Dice is close to 1 for any sensible model, and leaked patients are easy: both lift that number. "
+              "Instance classes also punish every numbering slip (a vertebra called 3 instead of 4 scores 0 on both), "
+              "which lowers it. So it is neither comparable with a per-structure Dice nor with the challenge; the row "
+              "above computes it on this run's predictions to show the size of the gap.",
+              "- The challenge numbers come from its hidden test set of 39 patients and are per instance: each reference "
+              "vertebra and disc is matched to the predicted label it overlaps most, a vertebra or disc below Dice 0.1 "
+              "counts as missed (it lowers the detection rate and is left out of the mean Dice). View 2 computes exactly "
+              f"that on the `{part}` patients; view 1 is per structure (semantic).", ""]
+    return lines
+
+
+def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
+    """What the numbers cannot say."""
+    lines = ["## Limitations", "",
+             "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
+                     if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: "
+             "enough for clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real "
+             "data for real numbers." if config["profile"] == "smoke" else ""),
+             "- Instance numbering (SPIDER values) comes from connected components (`helpers.numbering`); view 2 "
+             "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
+             "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
+             "left out of that mean.", ""]
+    return lines
+
+
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
     """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
-    from .datalist import split_table
     from .plots import plot_curves
     from .train import read_metrics
 
@@ -93,91 +228,10 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     plot_curves(entries, save=figures / "curves.png")
     for extra in sorted((run_dir / "eval" / part).glob("*.png")):
         shutil.copyfile(extra, figures / extra.name)
-    m = summary["metrics"]
     synthetic = bool(config.get("data", {}).get("synthetic"))
-    best = max((e for e in entries if e["kind"] == "validation" and "dice_mean" in e),
-               key=lambda e: e["dice_mean"], default=None)
 
-    lines = ["# Results of a training run", ""]
-    if synthetic:
-        lines += ["> **Synthetic data.** This run trained and was scored on the kit's synthetic SPIDER-format data,",
-                  "> not on the real dataset. Its numbers check the pipeline; they say nothing about real spines.", ""]
-    shown = run_dir.resolve().relative_to(ROOT) if ROOT in run_dir.resolve().parents else run_dir
-    lines += [f"Built by `python -m helpers report --run {shown}` from the run's own files "
-              f"(`config.json`, `metrics.jsonl`, `eval/{part}/`). Profile `{config['profile']}`, model "
-              f"`{config['model']}`, {config['max_iterations']} iterations, checkpoint `{summary.get('checkpoint')}`.", ""]
-    lines += ["## Data and split", "", datalist.get("split", ""), "",
-              markdown_table(split_table(datalist).reset_index()), ""]
-    pre = config["preprocessing"]
-    spacing = " x ".join(f"{v:g}" for v in pre["spacing"]) + " mm (LR x SI x AP)" if pre.get("spacing") else "n/a"
-    lines += ["## Preprocessing", "",
-              f"- reorientation to {'PIR'} from the direction cosines; resampling mode `{pre['mode']}`, spacing {spacing}",
-              f"- intensity: each image clipped to its own {pre['percentiles'][0]}-{pre['percentiles'][1]} "
-              "percentiles and scaled to [0, 1] (no CT window)",
-              f"- labels: `{pre['labels']}` (0 background, 1 vertebra, 2 disc, 3 canal)", ""]
-    lines += ["## Training", "",
-              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (LR x SI x AP), "
-              f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
-              f"class (background, vertebra, disc, canal) {config.get('class_ratios') or 'half on a structure, half anywhere'}, "
-              f"loss `{config.get('loss', 'dicece')}`, AdamW lr {config['lr']:g} with warmup and cosine decay.", "",
-              "![training curves](figures/curves.png)", ""]
-    if best:
-        lines += [f"Best validation mean Dice {best['dice_mean']:.3f} at iteration {best['iteration']} "
-                  f"(vertebra {best['dice_vertebra']:.3f}, disc {best['dice_disc']:.3f}, canal {best['dice_canal']:.3f}).", ""]
-    lines += [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
-              "The same predictions scored three ways, each on every series' original grid; mean ± sd over series.", "",
-              "**Which number to quote.** To compare with the SPIDER challenge (0.93 / 0.84 / 0.92 for vertebrae / "
-              "discs / canal), quote view 2, the challenge's instance Dice with its detection rates, on held-out "
-              "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the seed's number and "
-              "is comparable with neither.", "",
-              "### View 1: semantic, per structure (the kit's Dice, HD95, ASSD)", "",
-              "All vertebrae together are one structure, likewise discs and canal; background excluded; mm.", "",
-              "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice after cleanup |", "| --- | --- | --- | --- | --- |"]
-    for name in FOREGROUND:
-        lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
-                     f"| {_fmt(m[f'clean_dice_{name}'])} |")
-    lines += ["", f"Inference: {summary['seconds_per_case']:.2f} s per series on this machine"
-              + (f"; scoring {summary['scoring_seconds_per_case']:.2f} s per series." if summary.get("scoring_seconds_per_case")
-                 is not None else "."), ""]
-    lines += _challenge_view(summary)
-    lines += ["### View 3: the seed's single number", "",
-              "One mean Dice over 20 instance classes (vertebrae 1-9, canal, discs 201-209) with the background "
-              f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
-    lines += ["## How these numbers compare", "",
-              "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
-              f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
-              f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
-              f"{summary['dice_mean_structures']:.3f} |"]
-    c = summary.get("challenge")
-    if c:
-        lines.append(f"| this run, view 2: the challenge's instance Dice | same predictions | {_fmt_n(c['DiceScoreVertebrae'])} "
-                     f"| {_fmt_n(c['DiceScoreDiscs'])} | {_fmt_n(c['DiceScoreSpinalCanal'])} | {_fmt_n(c['OveralDiceScore'])} |")
-    lines.append(f"| this run, view 3: seed's way (20 instance classes, background in) | same predictions | | | | "
-                 f"{_fmt(summary['seed_style'])} |")
-    for name, ref in REFERENCE_RESULTS.items():
-        lines.append(f"| {name} | SPIDER hidden test set | {ref['vertebra'][0]} ± {ref['vertebra'][1]} "
-                     f"| {ref['disc'][0]} ± {ref['disc'][1]} | {ref['canal'][0]} ± {ref['canal'][1]} | |")
-    lines += [f"| seed project (reported) | its validation split, by series | | | | {SEED_REPORTED} |", "",
-              "Why these are different numbers:",
-              "- The seed's 0.7154 is one mean over 20 instance classes **with background included**, on a validation "
-              "split made by series in which 36 of 44 validation patients also had series in training. Background "
-              "Dice is close to 1 for any sensible model, and leaked patients are easy: both lift that number. "
-              "Instance classes also punish every numbering slip (a vertebra called 3 instead of 4 scores 0 on both), "
-              "which lowers it. So it is neither comparable with a per-structure Dice nor with the challenge; the row "
-              "above computes it on this run's predictions to show the size of the gap.",
-              "- The challenge numbers come from its hidden test set of 39 patients and are per instance: each reference "
-              "vertebra and disc is matched to the predicted label it overlaps most, a vertebra or disc below Dice 0.1 "
-              "counts as missed (it lowers the detection rate and is left out of the mean Dice). View 2 computes exactly "
-              f"that on the `{part}` patients; view 1 is per structure (semantic).", ""]
-    lines += ["## Limitations", "",
-              "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
-                      if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: "
-              "enough for clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real "
-              "data for real numbers." if config["profile"] == "smoke" else ""),
-              "- Instance numbering (SPIDER values) comes from connected components (`helpers.numbering`); view 2 "
-              "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
-              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
-              "left out of that mean.", ""]
+    lines = (_run_lines(run_dir, part, config, summary, datalist, entries) + _metrics_lines(part, summary)
+             + _comparison_lines(part, summary, synthetic) + _limitations_lines(config, synthetic))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)
     write_text_atomic(out / "index.html", _html(markdown))
@@ -185,38 +239,11 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
 
 
 def _html(markdown: str) -> str:
-    """A small Markdown-to-HTML rendering of the report (headings, paragraphs, lists, tables, images)."""
-    body, table = [], []
+    """The report as one HTML page: its Markdown rendered by mistune (Jupyter's own Markdown library)."""
+    import mistune
 
-    def flush_table():
-        if table:
-            rows = [r.strip("|").split("|") for r in table if not set(r) <= set("|- ")]
-            cells = []
-            for i, row in enumerate(rows):
-                tag = "th" if i == 0 else "td"
-                cells.append("<tr>" + "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in row) + "</tr>")
-            body.append("<table>" + "".join(cells) + "</table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = line[2:].split("](")
-            body.append(f'<img alt="{html.escape(alt)}" src="{html.escape(src.rstrip(")"))}" style="max-width:100%">')
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.startswith("> "):
-            body.append(f"<blockquote>{html.escape(line[2:])}</blockquote>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
+    body = mistune.create_markdown(escape=True, plugins=["table"])(markdown)
     style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px}")
+             "td,th{border:1px solid #ccc;padding:4px}img{max-width:100%}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>Report</title><style>{style}</style></head><body>" \
-           + "\n".join(body) + "</body></html>\n"
+           + body + "</body></html>\n"

@@ -1,16 +1,23 @@
 """Raw SPIDER series -> training data on one grid: reorient, resample, normalise, map labels, write NIfTI.
 
+`preprocess` is the one preprocessing path, used for training data here and for inference by
+`evaluate.Predictor`; `geometry` records the original grid for the way back.
+
 Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem>.nii.gz`,
 `records/<stem>.json` (written last: a series is done only when its record exists and matches), and
 `manifest.json` / `manifest.csv` with every series' original geometry and normalisation, so predictions
 can be mapped back onto the original grid. Series refused by the bad-value policy (`spider.value_problems`)
 or with an unusable mask are skipped with the file and the reason, listed under `skipped` in the
 manifest; no output image is ever non-finite or constant.
+
+Used by notebooks 03, 04 and 06.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import multiprocessing
 import time
@@ -21,45 +28,36 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import DataError, KitError, write_image_atomic, write_text_atomic
-from .labels import to_structures, unknown_labels
+from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
+from .errors import DataError, KitError
+from .files import write_image_atomic, write_text_atomic
+from .labels import unknown_labels
+from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
-    CANONICAL_ORIENTATION,
     NORMALISATION_PERCENTILES,
     Series,
-    read_header,
+    header_spacing,
     read_series,
     require_usable,
     scan_dataset,
+    structure_mask,
 )
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
-SEED_FIXED_SIZE = (32, 128, 128)  # the seed project's output size, canonical order (LR, SI, AP)
 
 
 @dataclass(frozen=True)
 class ResampleSettings:
     mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the seed's, distorts anatomy)
     spacing: tuple[float, float, float] | None = None  # canonical (LR, SI, AP) mm; None: from the data
-    size: tuple[int, int, int] = SEED_FIXED_SIZE
+    size: tuple[int, int, int] = SEED_FIXED_SIZE  # canonical (LR, SI, AP), for "fixed_size" (helpers/seed.py)
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
-    intensity: str = "percentile"  # or "ct_window": the seed's fixed [-1000, 3096] -> [0, 1], for comparison
-    version: int = 3
+    intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
+    version: int = 4  # 4: masks by sitkLabelLinear
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def header_spacing(path: Path) -> tuple[float, float, float]:
-    """Canonical (LR, SI, AP) spacing from the file header only (fast)."""
-    reader = read_header(path)
-    direction = np.array(reader.GetDirection()).reshape(3, 3)
-    spacing = np.array(reader.GetSpacing())
-    # physical axis each index axis runs along: 0 = x (LR), 1 = y (AP), 2 = z (SI)
-    along = np.argmax(np.abs(direction), axis=0)
-    by_axis = {int(a): float(s) for a, s in zip(along, spacing)}
-    return by_axis[0], by_axis[2], by_axis[1]
 
 
 def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -70,13 +68,13 @@ def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, f
 
 
 def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
-    old_sp = np.array(image.GetSpacing())  # sitk order of the canonical image: (AP, SI, LR)
+    old_sp = np.array(image.GetSpacing())  # SimpleITK index order of the canonical image: (AP, SI, LR)
     old_size = np.array(image.GetSize())
     if settings.mode == "spacing":
-        new_sp = np.array(spacing_canonical[::-1], float)
+        new_sp = np.array(stored_values(spacing_canonical, CANONICAL_ORIENTATION), float)
         new_size = np.maximum(1, np.round(old_size * old_sp / new_sp)).astype(int)
     elif settings.mode == "fixed_size":
-        new_size = np.array(settings.size[::-1], int)
+        new_size = np.array(stored_values(settings.size, CANONICAL_ORIENTATION), int)
         new_sp = old_size * old_sp / new_size
     else:
         raise KitError(f"unknown resampling mode {settings.mode!r}; use 'spacing' or 'fixed_size'")
@@ -96,31 +94,16 @@ def resample_image(image: sitk.Image, size, spacing, origin) -> sitk.Image:
 
 
 def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
-    """Per-label voting: resample each label's indicator linearly and keep the strongest label per voxel.
+    """SimpleITK's label interpolator (sitkLabelLinear): each label's indicator interpolated linearly, the
+    strongest label kept per voxel, in one pass.
 
     No new label values appear, thin structures survive better than with nearest neighbour, and an
-    unchanged grid gives back the same mask.
+    unchanged grid gives back the same mask. It replaced per-label voting (one full resampling per label):
+    on the four real samples as accurate or slightly more (Dice against an area-weighted reference 0.9955
+    vs 0.9955 on the kit's grid, 0.9803 vs 0.9793 on the seed's) and 1.2-2x faster.
     """
-    arr = sitk.GetArrayFromImage(mask)
-    best = score = None
-    for value in np.unique(arr):  # ascending: ties (e.g. outside the image) go to background
-        indicator = sitk.GetImageFromArray((arr == value).astype(np.float32))
-        indicator.CopyInformation(mask)
-        vote = sitk.GetArrayFromImage(sitk.Resample(indicator, size, sitk.Transform(), sitk.sitkLinear, origin,
-                                                    spacing, mask.GetDirection(), 0.0, sitk.sitkFloat32))
-        if best is None:
-            best, score = np.full(vote.shape, value, arr.dtype), vote
-        else:
-            wins = vote > score
-            best[wins], score[wins] = value, vote[wins]
-    out = sitk.GetImageFromArray(best)
-    out.SetSpacing(spacing)
-    out.SetOrigin(origin)
-    out.SetDirection(mask.GetDirection())
-    return out
-
-
-CT_WINDOW = (-1000.0, 3096.0)  # the seed project's window, made for one of SPIDER's conventions
+    return sitk.Resample(mask, size, sitk.Transform(), sitk.sitkLabelLinear, origin, spacing, mask.GetDirection(),
+                         0, mask.GetPixelID())
 
 
 def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
@@ -139,10 +122,20 @@ def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
     return out, {"p_low": percentiles[0], "p_high": percentiles[1], "value_low": lo, "value_high": hi}
 
 
-def _geometry(image: sitk.Image) -> dict:
+def geometry(image: sitk.Image) -> dict:
+    """An image's grid as a record holds it (size, spacing, origin, direction, orientation): the way back."""
     return {"size": list(image.GetSize()), "spacing": list(image.GetSpacing()), "origin": list(image.GetOrigin()),
-            "direction": list(image.GetDirection()),
-            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())}
+            "direction": list(image.GetDirection()), "orientation": orientation(image)}
+
+
+def preprocess(image: sitk.Image, settings: ResampleSettings, spacing=None) -> tuple[sitk.Image, dict]:
+    """The one preprocessing path, for training data and for inference: reorient to the canonical orientation,
+    normalise intensities, resample onto the settings' grid (`spacing`: canonical mm, default settings.spacing).
+    Returns the network's input image and the normalisation used; `geometry(image)` keeps the way back."""
+    canon = to_canonical(image)
+    size, new_spacing, origin = _target_grid(canon, settings, settings.spacing if spacing is None else spacing)
+    normed, norm = normalise(canon, settings.percentiles, settings.intensity)
+    return resample_image(normed, size, new_spacing, origin), norm
 
 
 def _source_signature(series: Series) -> dict:
@@ -163,18 +156,13 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
         raise DataError(series.mask, f"unknown label values {bad}; skipped")
     if not mask_arr.any():
         raise DataError(series.mask, "empty mask (only background): nothing to learn from; skipped")
-    original = _geometry(image)
-    canon_img = sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
-    canon_mask = sitk.DICOMOrient(mask, CANONICAL_ORIENTATION)
-    size, new_spacing, origin = _target_grid(canon_img, settings, spacing)
-    normed, norm = normalise(canon_img, settings.percentiles, settings.intensity)
+    out_img, norm = preprocess(image, settings, spacing)
+    canon_mask = to_canonical(mask)
     if settings.labels == "structures":
-        lab = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(canon_mask)))
-        lab.CopyInformation(canon_mask)
+        lab = structure_mask(canon_mask)
     else:
         lab = sitk.Cast(canon_mask, sitk.sitkInt16)
-    out_img = resample_image(normed, size, new_spacing, origin)
-    out_lab = resample_labels(lab, size, new_spacing, origin)
+    out_lab = resample_labels(lab, out_img.GetSize(), out_img.GetSpacing(), out_img.GetOrigin())
     written = sitk.GetArrayViewFromImage(out_img)
     if not np.isfinite(written).all() or written.min() == written.max():
         raise DataError(series.image, "resampling gave a non-finite or constant image; skipped")
@@ -183,7 +171,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     write_image_atomic(out_lab, label_path)
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
-              "original": original, "resampled": _geometry(out_img), "normalisation": norm,
+              "original": geometry(image), "resampled": geometry(out_img), "normalisation": norm,
               "labels_present": [int(v) for v in np.unique(sitk.GetArrayViewFromImage(out_lab))],
               "settings": settings.key(), "source": _source_signature(series),
               "source_image": str(series.image), "source_mask": str(series.mask)}
@@ -284,15 +272,17 @@ def write_manifest(out: Path, settings: ResampleSettings, records: list[dict], d
     manifest = {"settings": asdict(settings), "settings_key": settings.key(), "data_dir": str(data_dir),
                 "synthetic": (data_dir / MARKER).is_file(), "series": records, "skipped": list(skipped)}
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1))
-    rows = ["series,patient,sequence,subset,orientation,original_size,original_spacing,size,spacing,"
-            "p_low_value,p_high_value"]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["series", "patient", "sequence", "subset", "orientation", "original_size", "original_spacing",
+                     "size", "spacing", "p_low_value", "p_high_value"])
     for r in records:
         o, n = r["original"], r["resampled"]
-        rows.append(",".join([r["series"], str(r["patient"]), r["sequence"], r["subset"], o["orientation"],
-                              "x".join(map(str, o["size"])), "x".join(f"{v:.3f}" for v in o["spacing"]),
-                              "x".join(map(str, n["size"])), "x".join(f"{v:.3f}" for v in n["spacing"]),
-                              f"{r['normalisation']['value_low']:.2f}", f"{r['normalisation']['value_high']:.2f}"]))
-    write_text_atomic(out / "manifest.csv", "\n".join(rows) + "\n")
+        writer.writerow([r["series"], r["patient"], r["sequence"], r["subset"], o["orientation"],
+                         "x".join(map(str, o["size"])), "x".join(f"{v:.3f}" for v in o["spacing"]),
+                         "x".join(map(str, n["size"])), "x".join(f"{v:.3f}" for v in n["spacing"]),
+                         f"{r['normalisation']['value_low']:.2f}", f"{r['normalisation']['value_high']:.2f}"])
+    write_text_atomic(out / "manifest.csv", table.getvalue())
 
 
 def read_manifest(prep_dir: str | Path) -> dict:
@@ -302,9 +292,11 @@ def read_manifest(prep_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def to_original_grid(image: sitk.Image, record: dict, is_label: bool = True) -> sitk.Image:
-    """Map an image on the resampled grid back onto the series' original grid (nearest for labels)."""
-    o = record["original"]
+def to_original_grid(image: sitk.Image, original: dict | sitk.Image, is_label: bool = True) -> sitk.Image:
+    """The way back: an image on the resampled grid onto the original grid (nearest for labels, else linear).
+
+    `original`: a series' record (its "original" geometry), such a geometry, or an image on the original grid."""
+    o = geometry(original) if isinstance(original, sitk.Image) else original.get("original", original)
     return sitk.Resample(image, [int(v) for v in o["size"]], sitk.Transform(),
                          sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear,
                          o["origin"], o["spacing"], o["direction"], 0, image.GetPixelID())

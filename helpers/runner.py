@@ -1,4 +1,8 @@
-"""Run the numbered notebooks headless with papermill; executed copies go to the run folder."""
+"""Run the numbered notebooks headless with papermill; executed copies go to the run folder.
+
+Used by no notebook: `python -m helpers run-notebooks` (`make run`) and the slow tests. Each notebook gets
+only the parameters it declares.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,20 @@ def course_notebooks(only: list[str] | None = None) -> list[Path]:
     return books
 
 
+def notebook_parameters(book: Path, params: dict) -> dict:
+    """The part of `params` that a notebook declares in its parameters cell (papermill's inspection)."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(book))
+    return {k: v for k, v in params.items() if k in declared}
+
+
 def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_dir: str | None = None,
                   out: str | None = None, extra: dict | None = None) -> list[tuple[str, float]]:
     """Execute notebooks in order; on failure raise KitError naming the notebook, cell and error."""
     import papermill as pm
 
-    from .display import HEADLESS_ENV
+    from .notebook import HEADLESS_ENV
     from .profiles import get_profile
 
     os.environ[HEADLESS_ENV] = "1"  # the kernels inherit it: no widgets, no 3D viewer
@@ -43,7 +55,8 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
         print(f"running {book.name} ...", flush=True)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(str(book), str(target), parameters=params, kernel_name="python3",
+            pm.execute_notebook(str(book), str(target), parameters=notebook_parameters(book, params),
+                                kernel_name="python3",
                                 cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=cell_timeout)
         except pm.PapermillExecutionError as e:
             raise KitError(f"{book.name} failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "

@@ -9,6 +9,8 @@ intensity structure (the normalisation percentiles coincide, so it would normali
 never given to a network. No value is replaced or guessed: `inspect` flags such a series as not for
 training, `resample` and `evaluate` skip it with the file and the reason and go on with the others,
 and `predict` refuses it (`require_usable`).
+
+Used by notebooks 00, 01 and 03, and by every helper that reads a series.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from .axes import canonical_values, orientation_of, to_canonical
+from .axes import orientation as orientation  # re-exported: spider.orientation is the notebooks' name
 from .errors import DataError
+from .labels import to_structures
 
 SEQUENCES = ("t1", "t2", "t2_SPACE")
 STEM_PATTERN = re.compile(r"^(\d+)_(t1|t2|t2_SPACE)$")
-CANONICAL_ORIENTATION = "PIR"  # numpy (left-right, superior->inferior, anterior->posterior)
 NORMALISATION_PERCENTILES = (0.5, 99.5)  # per-image intensity range mapped onto [0, 1] (resample.normalise)
 
 
@@ -182,6 +186,13 @@ def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
     return mask
 
 
+def structure_mask(mask: sitk.Image) -> sitk.Image:
+    """A SPIDER mask as a structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the same grid."""
+    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
+    structures.CopyInformation(mask)
+    return structures
+
+
 def value_problems(image: sitk.Image) -> list[str]:
     """Why an image must not reach a network (empty when it may): the kit's bad-value policy.
 
@@ -232,11 +243,6 @@ def read_series(series: Series) -> tuple[sitk.Image, sitk.Image | None]:
     return image, mask
 
 
-def orientation(image: sitk.Image) -> str:
-    """Three-letter orientation from the direction cosines ('LPS' is the identity)."""
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
-
-
 def read_header(path: str | Path) -> sitk.ImageFileReader:
     """A reader holding a file's header (size, spacing, direction), without reading its voxels."""
     reader = sitk.ImageFileReader()
@@ -247,12 +253,13 @@ def read_header(path: str | Path) -> sitk.ImageFileReader:
 
 def file_orientation(path: str | Path) -> str:
     """Orientation from a file's header only."""
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(read_header(path).GetDirection())
+    return orientation_of(read_header(path).GetDirection())
 
 
-def to_canonical(image: sitk.Image) -> sitk.Image:
-    """Reorient (a lossless permutation and flip) so numpy axes are (left-right, S->I, A->P)."""
-    return sitk.DICOMOrient(image, CANONICAL_ORIENTATION)
+def header_spacing(path: str | Path) -> tuple[float, float, float]:
+    """Canonical (LR, SI, AP) spacing in mm from a file's header only (fast)."""
+    reader = read_header(path)
+    return tuple(float(v) for v in canonical_values(reader.GetSpacing(), orientation_of(reader.GetDirection())))
 
 
 def canonical_array(image: sitk.Image) -> np.ndarray:
@@ -262,4 +269,4 @@ def canonical_array(image: sitk.Image) -> np.ndarray:
 
 def canonical_spacing(image: sitk.Image) -> tuple[float, float, float]:
     """Spacing in mm along the canonical numpy axes (left-right, superior-inferior, anterior-posterior)."""
-    return tuple(reversed(to_canonical(image).GetSpacing()))
+    return tuple(float(v) for v in canonical_values(image.GetSpacing(), orientation(image)))

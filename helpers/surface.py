@@ -9,6 +9,8 @@ the voxels around each point in order of distance (most border points of a fair 
 voxels of the other border), then, for the points left, the cheaper of a KD-tree over the target's border
 points (few points) or an exact distance map (Maurer's algorithm, SimpleITK) cropped to the bounding box of
 both sets (many points far away: a scattered or bloated prediction, where a KD-tree slows down).
+
+Used by notebook 06 (through helpers.evaluate).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 from scipy.spatial import cKDTree
+
+from .axes import sitk_order
 
 WORKERS = -1  # KD-tree queries on every core
 MAP_SHARE = 1 / 40  # a distance map pays off once the points to measure exceed this share of its voxels
@@ -107,7 +111,7 @@ def distance_map(points: np.ndarray, low: np.ndarray, shape: Sequence[int], samp
     mask = np.zeros(tuple(int(n) for n in shape), np.uint8)
     mask[tuple((points - low).T)] = 1
     image = sitk.GetImageFromArray(mask)
-    image.SetSpacing(tuple(float(s) for s in reversed(sampling)))
+    image.SetSpacing(tuple(float(s) for s in sitk_order(sampling)))
     signed = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
     return np.maximum(sitk.GetArrayViewFromImage(signed), 0)  # the points themselves (inside) are at 0
 

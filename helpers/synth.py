@@ -6,6 +6,8 @@ discs between them, the spinal canal behind, an unlabelled sacrum below, muscle,
 viscera around. Each series samples that anatomy on its own grid (T1/T2: 2D TSE, LPS, thick sagittal
 slices; T2 SPACE: PIR, near-isotropic) with partial volume, a coil bias field and Rician noise, and
 stores it in one of SPIDER's two intensity conventions. Same seed, same bytes.
+
+Used by notebook 00.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy.ndimage import gaussian_filter
 
-from .errors import write_image_atomic, write_text_atomic
+from .axes import reorient
+from .files import write_image_atomic, write_text_atomic
 from .labels import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
 # relative tissue intensities per contrast (t1, t2, t2_SPACE)
@@ -352,7 +355,7 @@ def _to_sitk(arr: np.ndarray, grid: Grid, orientation: str) -> sitk.Image:
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing(grid.spacing)
     img.SetOrigin(grid.origin)
-    return img if orientation == "LPS" else sitk.DICOMOrient(img, orientation)
+    return img if orientation == "LPS" else reorient(img, orientation)
 
 
 

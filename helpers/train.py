@@ -21,12 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .axes import AP, LR, SI, in_monai_order, monai_axis, monai_order
 from .batches import check_batch
 from .checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
-from .errors import DataError, KitError, write_text_atomic
-from .labels import FOREGROUND, STRUCTURES, seed_class_lut, seed_class_structures
-from .models import build_model, monai_order, parameter_count
+from .errors import DataError, KitError
+from .files import write_text_atomic
+from .labels import FOREGROUND, STRUCTURES
+from .models import build_model, parameter_count
 from .profiles import get_profile
+from .seed import seed_class_lut, seed_class_structures
 
 KEYS = ("image", "label")
 MEMORY_CACHE_LIMIT = 0.25  # cache in RAM when the data takes less than this share of it, else on disk
@@ -151,11 +154,11 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: boo
                                          indices_key="label_class_indices", warn=False)
     else:
         crop = T.RandCropByPosNegLabeld(KEYS, "label", spatial_size=patch, pos=1, neg=1, num_samples=samples)
-    lr_axis = 2  # MONAI order (AP, SI, LR): flip left-right only; anterior/posterior and up/down are not symmetric
+    lr_axis = monai_axis(LR)  # flip left-right only; anterior/posterior and up/down are not symmetric
+    rotate_range = in_monai_order({LR: 0.2, SI: 0.05, AP: 0.05})  # radians about each axis: mostly sagittal
     rand = [crop,
             T.RandFlipd(KEYS, prob=0.5, spatial_axis=lr_axis),
-            # rotation mostly within the sagittal plane (about the LR axis), a little about the others
-            T.RandAffined(KEYS, prob=0.3, rotate_range=(0.05, 0.05, 0.2), scale_range=(0.1, 0.1, 0.1),
+            T.RandAffined(KEYS, prob=0.3, rotate_range=rotate_range, scale_range=(0.1, 0.1, 0.1),
                           mode=("bilinear", "nearest"), padding_mode="zeros"),
             T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
             T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),

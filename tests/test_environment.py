@@ -55,3 +55,28 @@ def test_readme_recipe_table_is_the_profiles():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- recipes:start -->\n")[1].split("\n<!-- recipes:end -->")[0]
     assert block == recipe_table(), "README's recipe table differs from helpers/profiles.py: paste recipe_table()"
+
+
+def test_notebooks_round_trip_through_nbformat_unchanged():
+    """`python -m helpers links` writes notebooks with nbformat: it must not reformat them."""
+    import nbformat
+
+    for book in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
+        assert nbformat.writes(nbformat.read(book, as_version=4)) + "\n" == book.read_text(), book.name
+
+
+def test_links_rewrite_a_changed_setup_cell(tmp_path, monkeypatch):
+    import shutil
+
+    import helpers.links as links
+
+    for name in ("README.md", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(NOTEBOOK_DIR, tmp_path / "notebooks")
+    book = tmp_path / "notebooks" / "00_data.ipynb"
+    original = book.read_text()
+    book.write_text(original.replace("REPO_URL = ", "REPO_URL_OLD = ", 1))
+    monkeypatch.setattr(links, "ROOT", tmp_path)
+    monkeypatch.setattr(links, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    assert links.sync_links() == ["notebooks/00_data.ipynb"]
+    assert book.read_text() == original and links.sync_links(check=True) == []

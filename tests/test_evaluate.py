@@ -225,3 +225,15 @@ def test_predict_refuses_bad_values_and_evaluate_skips_them(trained, small_datas
     assert skipped == table.attrs["skipped"] and len(skipped) == 1
     assert skipped[0].startswith(f"{path}: constant image")
     assert tree_digest(data) == before
+
+
+def test_one_dice():
+    from helpers.dice import dice, joint_counts
+
+    ref = np.array([0, 1, 1, 2, 2, 2, 0])
+    pred = np.array([0, 1, 2, 2, 2, 0, 3])
+    joint = joint_counts(ref, pred, 4)
+    assert joint.sum() == ref.size and joint[2, 2] == 2
+    assert dice(joint, 1) == pytest.approx(2 * 1 / (2 + 1)) and dice(joint, 2) == pytest.approx(2 * 2 / (3 + 3))
+    assert dice(joint, 3) == 0.0 and dice(joint, 1, 2) == pytest.approx(2 * 1 / (2 + 3))
+    assert np.isnan(dice(joint_counts(ref, ref, 5), 4))

@@ -92,3 +92,11 @@ def test_setup_on_colab_mounts_drive_and_moves_outputs(tmp_path):
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "mounted").read_text() == "/content/drive"
     assert f"OUT {tmp_path / 'drive' / 'outputs'}" in run.stdout and "Google Drive mounted" in run.stdout
+
+
+def test_each_notebook_gets_only_the_parameters_it_declares():
+    from helpers.runner import course_notebooks, notebook_parameters
+
+    book = course_notebooks(["03"])[0]
+    given = {"profile": "smoke", "run_dir": "/tmp/run", "data_dir": "", "mode": "fixed_size", "part": "test"}
+    assert notebook_parameters(book, given) == {k: given[k] for k in ("profile", "run_dir", "data_dir", "mode")}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from helpers.axes import CANONICAL_ORIENTATION, canonical_values, numpy_order, to_canonical
 from helpers.errors import KitError
 from helpers.resample import (
     ResampleSettings,
@@ -36,7 +37,7 @@ def test_spacing_rule_and_header_spacing(small_dataset):
     for s in scan_dataset(small_dataset).complete:
         image = read_series(s)[0]
         spacing = header_spacing(s.image)
-        assert sorted(spacing) == sorted(image.GetSpacing())
+        assert spacing == pytest.approx(numpy_order(to_canonical(image).GetSpacing()))  # in order, per axis
 
 
 def test_outputs_manifest_and_round_trip(small_dataset, prepared):
@@ -56,19 +57,34 @@ def test_outputs_manifest_and_round_trip(small_dataset, prepared):
         # back onto the original grid: same geometry, and structures within a voxel of where they were
         _, mask = read_series(series[record["series"]])
         back = to_original_grid(label, record)
+        assert np.array_equal(sitk.GetArrayFromImage(to_original_grid(label, mask)), sitk.GetArrayFromImage(back))
         assert back.GetSize() == mask.GetSize() and np.allclose(back.GetOrigin(), mask.GetOrigin())
         assert np.allclose(back.GetDirection(), mask.GetDirection())
         ref, got = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(back)
-        voxel = np.array(back.GetSpacing())[::-1]  # numpy order
+        voxel = np.array(numpy_order(back.GetSpacing()))
         coarsest = max(record["resampled"]["spacing"])
         for structure, values in ((1, range(1, 26)), (2, range(201, 226)), (3, [100])):
             a, b = np.isin(ref, list(values)), got == structure
             shift_mm = np.linalg.norm((np.argwhere(a).mean(0) - np.argwhere(b).mean(0)) * voxel)
             assert shift_mm <= coarsest, (record["series"], structure, shift_mm)  # within one resampled voxel
             assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.7
-        if record["original"]["spacing"] == record["resampled"]["spacing"][::-1] or \
-                np.allclose(sorted(record["original"]["spacing"]), sorted(record["resampled"]["spacing"])):
+        o, r = record["original"], record["resampled"]
+        if np.allclose(canonical_values(o["spacing"], o["orientation"]),
+                       canonical_values(r["spacing"], CANONICAL_ORIENTATION)):
             assert np.array_equal(np.isin(ref, list(range(1, 26))), got == 1), "same grid: exact round trip"
+
+
+def test_manifest_csv_lists_every_series(prepared):
+    import csv
+
+    out, _ = prepared
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    records = read_manifest(out)["series"]
+    assert [r["series"] for r in rows] == [r["series"] for r in records]
+    for row, record in zip(rows, records):
+        assert row["patient"] == str(record["patient"]) and row["orientation"] == record["original"]["orientation"]
+        assert row["size"] == "x".join(map(str, record["resampled"]["size"]))
 
 
 def test_instances_keep_spider_values(small_dataset, tmp_path):
@@ -196,3 +212,34 @@ def test_source_change_redoes_that_series(dataset_copy, tmp_path):
     result = resample_dataset(dataset_copy, out, progress=False)
     assert result.done == [image.stem]
     assert json.loads((out / "records" / f"{image.stem}.json").read_text())["series"] == image.stem
+
+
+def test_resample_labels_keeps_values_and_an_unchanged_grid():
+    from helpers.resample import resample_labels
+
+    arr = np.zeros((6, 20, 20), np.int16)
+    arr[2:4, 3:9, 4:16] = 3
+    arr[1:5, 10:12, 5:15] = 201
+    arr[:, 14:18, 8:12] = 100
+    mask = sitk.GetImageFromArray(arr)
+    mask.SetSpacing((0.5, 0.5, 3.0))
+    same = resample_labels(mask, mask.GetSize(), mask.GetSpacing(), mask.GetOrigin())
+    assert same.GetPixelID() == mask.GetPixelID() and np.array_equal(sitk.GetArrayFromImage(same), arr)
+    coarse = resample_labels(mask, [10, 10, 6], [1.0, 1.0, 3.0], mask.GetOrigin())
+    assert set(np.unique(sitk.GetArrayFromImage(coarse)).tolist()) == {0, 3, 100, 201}
+
+
+def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
+    """Inference (evaluate.Predictor) and training data share one path: resample.preprocess."""
+    from helpers.resample import preprocess
+
+    out, _ = prepared
+    manifest = read_manifest(out)
+    settings = ResampleSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in manifest["settings"].items()})
+    series = {s.stem: s for s in scan_dataset(small_dataset).complete}
+    for record in manifest["series"][:3]:
+        grid, norm = preprocess(read_series(series[record["series"]])[0], settings)
+        written = sitk.ReadImage(str(out / record["image"]))
+        assert grid.GetSize() == written.GetSize() and np.allclose(grid.GetSpacing(), written.GetSpacing())
+        assert np.allclose(sitk.GetArrayFromImage(grid), sitk.GetArrayFromImage(written), atol=1e-6)
+        assert norm == record["normalisation"]

@@ -189,3 +189,15 @@ def test_cli_inspect_names_bad_values(bad_values_copy):
     assert f"{len(expected)} not used for training" in run.stdout and "Traceback" not in run.stdout + run.stderr
     for stem, what in expected.items():
         assert any(line.startswith(f"  FLAGGED {stem}: ") and what in line for line in run.stdout.splitlines())
+
+
+def test_structure_mask_keeps_the_grid():
+    from helpers.spider import structure_mask
+
+    arr = np.array([[[0, 1, 25, 100, 201, 225, 101]]], np.int16)
+    mask = sitk.GetImageFromArray(arr)
+    mask.SetSpacing((0.5, 0.6, 3.3))
+    mask.SetOrigin((1.0, 2.0, 3.0))
+    out = structure_mask(mask)
+    assert sitk.GetArrayFromImage(out).tolist() == [[[0, 1, 1, 3, 2, 2, 1]]]
+    assert out.GetSpacing() == mask.GetSpacing() and out.GetOrigin() == mask.GetOrigin()

@@ -266,7 +266,7 @@ def test_no_readable_checkpoint_says_which_and_what_to_do(tmp_path):
 
 
 def test_seed_classes_map_to_structures():
-    from helpers.labels import seed_class_lut, seed_class_structures
+    from helpers.seed import seed_class_lut, seed_class_structures
     from helpers.train import _SeedClasses
 
     label = torch.tensor([[0, 1, 9, 10, 100, 201, 209, 210, 25]])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.display import HEADLESS_ENV
+from helpers.notebook import HEADLESS_ENV
 from helpers.labels import FOREGROUND, STRUCTURE_COLOURS
 from helpers.spider import read_series, scan_dataset
 from helpers.viewer3d import choose_viewer, label_colormap, show_3d, structure_mask

@@ -1,0 +1,164 @@
+"""The bench's figures as Markdown (report/benchmarks.md), with each target's verdict.
+
+Used by no notebook: `python -m helpers bench` (helpers/bench.py) writes it beside benchmarks.json.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import seed
+from .axes import numpy_order
+
+RECIPES = ("kit", "seed")  # the two recipes the bench compares
+TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,
+           "scoring_seconds": 3.0}
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "missed")
+
+
+STRUCTS = ("vertebra", "disc", "canal")
+
+
+def _targets(r: dict) -> list[str]:
+    lines = ["## Targets", "", "| target | measured | verdict |", "| --- | --- | --- |"]
+    if "course" in r:
+        c = r["course"]
+        lines.append(f"| course smoke run within {TARGETS['course_seconds']} s | {c['seconds']:.0f} s | "
+                     f"{_verdict(c['seconds'] <= TARGETS['course_seconds'])} |")
+        if "test" in c:
+            t = c["test"]
+            lines.append(f"| course test Dice at least {TARGETS['course_dice']} for each structure | "
+                         + ", ".join(f"{s} {t[f'dice_{s}']:.3f}" for s in STRUCTS)
+                         + f" | {_verdict(min(t.values()) >= TARGETS['course_dice'])} |")
+    if "training" in r:
+        wait = max(t["data_wait_share"] for t in r["training"])
+        lines.append(f"| data waiting within {TARGETS['data_wait_share']:.0%} of a step | {wait:.1%} (worst model) | "
+                     f"{_verdict(wait <= TARGETS['data_wait_share'])} |")
+    if "preprocessing" in r:
+        p = r["preprocessing"]
+        lines.append(f"| preprocessing at least {TARGETS['preprocessing_ratio']:g}x the seed-style baseline | "
+                     f"{p['ratio_2w_vs_seed']:.2f}x (2 workers), {p['ratio_1w_vs_seed']:.2f}x (1 worker) | "
+                     f"{_verdict(p['ratio_2w_vs_seed'] >= TARGETS['preprocessing_ratio'])} |")
+    q = r.get("quality", {})
+    for where, label in (("synthetic", "synthetic data at real sizes"), ("real_samples", "the real samples")):
+        if q.get(where):
+            kit, seed = q[where]["kit"], q[where]["seed"]
+            ahead = all(kit[f"dice_{s}"] > seed[f"dice_{s}"] for s in STRUCTS)
+            lines.append(f"| kit's recipe ahead of the seed's at equal time on every structure, {label} | "
+                         + ", ".join(f"{s} {kit[f'dice_{s}']:.3f} vs {seed[f'dice_{s}']:.3f}" for s in STRUCTS)
+                         + f" | {_verdict(ahead)} |")
+    return lines + [""]
+
+
+def _quality(q: dict) -> list[str]:
+    lines = [f"## Quality at equal wall time ({q['budget_s']:.0f} s of training each, {q['model']})", "",
+             "Each recipe first runs 10 iterations to measure its speed, then trains for as many iterations as fit "
+             "in the budget (cosine schedule over them), and is scored the kit's way: Dice per structure, "
+             "background excluded, on each test series' original grid. Kit: spacing-aware resampling, per-image "
+             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: " + seed.describe()
+             + ", whole volumes as patches.", "",
+             "| data | recipe | iterations | vertebra | disc | canal |", "| --- | --- | --- | --- | --- | --- |"]
+    for where, label in (("synthetic", "synthetic, SPIDER's real sizes (test = official-validation patients)"),
+                         ("real_samples", "4 real samples, leave one out (mean of 4 folds)")):
+        for recipe in RECIPES:
+            v = q.get(where, {}).get(recipe)
+            if not v:
+                continue
+            its = v["iterations"] if "iterations" in v else "/".join(str(f["iterations"]) for f in v["folds"])
+            lines.append(f"| {label} | {recipe} | {its} | {v['dice_vertebra']:.3f} | {v['dice_disc']:.3f} | "
+                         f"{v['dice_canal']:.3f} |")
+    if q.get("real_samples"):
+        lines += ["", "The real-sample comparison is tiny: 3 training volumes of 13-30 slices each and one test "
+                  "volume per fold, all T2 SPACE, 4 folds. It shows the direction on real anatomy, not a "
+                  "generalisable number."]
+    if q.get("load_average") is not None:
+        lines += ["", f"Load average while measuring: {q['load_average']:.1f} on {os.cpu_count()} cores."]
+    return lines + [""]
+
+
+def _scoring_markdown(s: dict) -> str:
+    worst = max(v["seconds"] for v in s["summary"].values())
+    m = s.get("machine", {})
+    where = f" on {m['cpus']} CPUs" if m else ""
+    lines = ["", "## Evaluation speed and numbering cost (real-sized series)", "",
+             f"Measured by `{s['command']}`{where} on {len(s['series']) // len(s['summary'])} {s['source']}; "
+             "everything `evaluate` does for a series after the network (`evaluate_series`: instance numbering, "
+             "semantic Dice/HD95/ASSD raw and after cleanup, the seed's number, the challenge's instance figures in "
+             "both variants, writing both maps, and the numbering check). Wall seconds on a shared machine (the "
+             "load average before each series is in benchmarks.json); CPU seconds of this process beside them.", "",
+             "| prediction | seconds per series (mean) | max | CPU seconds (mean) | target |", "| --- | --- | --- | --- | --- |"]
+    for kind, v in s["summary"].items():
+        lines.append(f"| {kind} | {v['seconds']:.2f} | {v['max_seconds']:.2f} | {v['cpu_seconds']:.2f} | "
+                     f"{_verdict(v['seconds'] <= TARGETS['scoring_seconds'])} (at most {TARGETS['scoring_seconds']:g} s) |")
+    sizes = sorted({"x".join(map(str, numpy_order(r["size"]))) for r in s["series"]})
+    lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
+              "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
+              "(each a stray fragment). Smoke model: what a model trained by the smoke profile on synthetic data "
+              "predicts on these series (with `--run`, or in the full benchmark).", "",
+              "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
+              "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",
+              "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",
+              "| --- | --- | --- | --- | --- |",
+              "| " + " | ".join(f"{s['numbering_cost'][k]['mean']:.4f}" for k in (
+                  "DiceScoreVertebrae", "DiceScoreDiscs", "DetectionRateVertebrae", "DetectionRateDiscs",
+                  "OveralDiceScore")) + " |"]
+    if worst > TARGETS["scoring_seconds"]:
+        lines += ["", "Where the target is missed: see the note under the table in the README's scoring section."]
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(r: dict) -> str:
+    m = r["machine"]
+    command = "python -m helpers bench" + (" --quick" if r["quick"] else "")
+    lines = ["# Benchmarks", "",
+             f"Measured by `{command}` on {m['platform']}, {m['cpus']} CPUs, {m['ram_gib']} GiB RAM, "
+             f"GPU: {m['gpu'] or 'none'}; torch {m['torch']}, MONAI {m['monai']}, {m['threads']} torch threads.", ""]
+    lines += _targets(r)
+    if "preprocessing" in r:
+        p = r["preprocessing"]
+        lines += ["## Preprocessing (synthetic series at SPIDER's real sizes)", "",
+                  f"{p['series']} series, median {p['median_voxels_millions']:.1f} M voxels.", "",
+                  "| pipeline | series per second |", "| --- | --- |",
+                  f"| kit, 1 worker | {p['kit_series_per_s_1w']:.2f} |", f"| kit, 2 workers | {p['kit_series_per_s_2w']:.2f} |",
+                  f"| seed-style (1 process, fixed {'x'.join(map(str, seed.SEED_FIXED_SIZE))}, no anti-aliasing) "
+                  f"| {p['seed_series_per_s']:.2f} |",
+                  f"| kit rerun, nothing to do | {p['series'] / max(p['kit_rerun_seconds'], 1e-6):.0f} ({p['kit_rerun_seconds']:.2f} s) |", ""]
+    if "training" in r:
+        lines += ["## Training step on CPU (smoke patches, 2 volumes x 2 patches)", "",
+                  "| model | parameters (M) | patch | step (s) | loader batch (s) | data wait share | peak RSS (MB) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for t in r["training"]:
+            lines.append(f"| {t['model']} | {t['parameters_m']:.1f} | {'x'.join(map(str, t['patch']))} | {t['step_s']:.2f} "
+                         f"| {t['loader_batch_s']:.3f} | {t['data_wait_share']:.1%} | {t['peak_rss_mb']:.0f} |")
+        lines.append("")
+    if "inference" in r:
+        i = r["inference"]
+        lines += ["## Inference (sliding window, smoke model, original grid)", "",
+                  f"{i['seconds_per_series']:.2f} s per series on average (max {i['max_seconds']:.2f} s) over {i['series']} "
+                  f"series; peak RSS {i['peak_rss_mb']:.0f} MB.", ""]
+    if "course" in r:
+        c = r["course"]
+        lines += ["## Course run (every notebook, smoke profile, headless)", "", "| notebook | seconds |", "| --- | --- |"]
+        lines += [f"| {k} | {v:.1f} |" for k, v in c["notebooks"].items()] + [f"| total | {c['seconds']:.1f} |", ""]
+        if "test" in c:
+            lines += ["Test Dice of that run (held-out synthetic patients, original grids): "
+                      + ", ".join(f"{s} {c['test'][f'dice_{s}']:.3f}" for s in STRUCTS)
+                      + (f"; load average {c['load_average']:.1f}." if "load_average" in c else "."), ""]
+    if "quality" in r and "budget_s" in r["quality"]:
+        lines += _quality(r["quality"])
+    if "scoring" in r:
+        lines += _scoring_markdown(r["scoring"]).splitlines()
+    lines += ["", "## GPU", "", "| figure | value |", "| --- | --- |"]
+    gpu = r.get("gpu", {})
+    for key, label in (("its_amp", "gpu profile, iterations per second with AMP"),
+                       ("its_fp32", "gpu profile, iterations per second without AMP"),
+                       ("peak_memory_gib", "peak GPU memory (GiB)"), ("busy_share", "GPU busy share"),
+                       ("dice_over_time", "validation Dice over time"), ("torchrun_nccl", "1-GPU torchrun with NCCL")):
+        lines.append(f"| {label} | {gpu.get(key, 'not measured (no GPU was lent to the session that ran this)')} |")
+    notes = r.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

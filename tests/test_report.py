@@ -1,0 +1,68 @@
+"""The report's text follows the run's own config (helpers/report.py), whatever the recipe."""
+
+from dataclasses import asdict
+
+from helpers.report import _fmt_number, preprocessing_lines
+from helpers.resample import ResampleSettings
+from helpers.seed import SEED_PREPROCESSING
+
+
+def test_preprocessing_text_follows_the_config():
+    kit = "\n".join(preprocessing_lines({**asdict(ResampleSettings()), "spacing": (3.3, 1.0, 1.0)}))
+    assert "spacing 3.3 x 1 x 1 mm (LR x SI x AP)" in kit and "(no CT window)" in kit
+    assert "0 background, 1 vertebra, 2 disc, 3 canal" in kit and "reorientation to PIR" in kit
+    seed = "\n".join(preprocessing_lines(asdict(ResampleSettings(**SEED_PREPROCESSING))))
+    assert "no CT window" not in seed and "CT window [-1000, 3096]" in seed
+    assert "3 canal" not in seed and "20 instance classes" in seed and "32 x 128 x 128 voxels" in seed
+
+
+def test_one_number_is_rounded():
+    assert _fmt_number(0.0870580259846191) == "0.087"
+    assert _fmt_number(None) == "n/a" and _fmt_number(float("nan")) == "n/a"
+
+
+def test_html_renders_the_report_markdown():
+    from helpers.report import _html
+
+    page = _html("# Results\n\n> **Synthetic data.** a <b>note</b>\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\n"
+                 "![curves](figures/curves.png)\n\n- one\n- two\n")
+    assert "<h1>Results</h1>" in page and "<strong>Synthetic data.</strong>" in page and "&lt;b&gt;" in page
+    assert page.count("<table>") == 1 and "<td>1</td>" in page and "<li>one</li>" in page
+    assert 'src="figures/curves.png"' in page and page.startswith("<!doctype html>")
+
+
+def _fake_run(root, synthetic=True):
+    """The files a report is built from, with made-up numbers: no training needed."""
+    import json
+
+    stat = {"mean": 0.0870580259846191, "sd": 0.01, "n": 2, "complete": True}
+    items = [{"image": "i.nii.gz", "label": "l.nii.gz", "patient": p, "sequence": "t2", "series": f"{p}_t2"}
+             for p in (1, 2)]
+    (root / "datalist.json").write_text(json.dumps({"training": items[:1], "validation": [], "test": items[1:],
+                                                    "split": "by patient"}))
+    run = root / "run"
+    (run / "eval" / "test").mkdir(parents=True)
+    config = {"datalist": str(root / "datalist.json"), "profile": "smoke", "model": "unetr", "max_iterations": 4,
+              "patch_size": [16, 32, 32], "batch_size": 2, "lr": 2e-4, "data": {"synthetic": synthetic},
+              "preprocessing": {**asdict(ResampleSettings()), "spacing": [3.3, 1.0, 1.0]}}
+    (run / "config.json").write_text(json.dumps(config))
+    metrics = {f"{k}_{s}": stat for k in ("dice", "hd95", "assd", "clean_dice") for s in ("vertebra", "disc", "canal")}
+    summary = {"cases": 1, "metrics": metrics, "seconds_per_case": 1.5, "seed_style": stat,
+               "dice_mean_structures": 0.0870580259846191, "checkpoint": "checkpoint_best.pt"}
+    (run / "eval" / "test" / "summary.json").write_text(json.dumps(summary))
+    (run / "eval" / "test" / "metrics.csv").write_text("series\n")
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(e) for e in (
+        {"kind": "train", "iteration": 1, "loss": 1.0},
+        {"kind": "validation", "iteration": 2, "dice_mean": 0.5, "dice_vertebra": 0.5, "dice_disc": 0.5,
+         "dice_canal": 0.5})) + "\n")
+    return run
+
+
+def test_report_from_a_run_folder(tmp_path):
+    from helpers.report import build_report
+
+    readme = build_report(_fake_run(tmp_path), tmp_path / "report")
+    text = readme.read_text()
+    assert "Synthetic data" in text and "0.087 |" in text and "0.0870580259846191" not in text
+    assert "0.7154" in text and "(no CT window)" in text and "Best validation mean Dice 0.500" in text
+    assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
