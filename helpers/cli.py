@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import KitError
+from .profiles import LOSSES
 
 
 def _synth(args) -> None:
@@ -69,7 +70,8 @@ def _train(args) -> None:
 
     print(device_message())
     config = TrainConfig(datalist=str(args.datalist), run_dir=str(args.out), profile=args.profile, model=args.model,
-                         max_iterations=args.max_iterations, val_every=args.val_every, lr=args.lr, seed=args.seed)
+                         max_iterations=args.max_iterations, val_every=args.val_every, lr=args.lr, seed=args.seed,
+                         loss=args.loss, class_ratios=args.class_ratios)
     train(config)
 
 
@@ -208,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-iterations", type=int)
     p.add_argument("--val-every", type=int)
     p.add_argument("--lr", type=float, help="learning rate (default: the profile's)")
+    p.add_argument("--loss", choices=LOSSES, help="default: the profile's")
+    p.add_argument("--class-ratios", type=lambda v: [float(x) for x in v.split(",")] if v else [],
+                   help="patch centres per class background,vertebra,disc,canal, e.g. 2,1,1,1 (default: the "
+                        "profile's; an empty string: half on a structure, half anywhere)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
 

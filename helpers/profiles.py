@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 # UNETR cuts its input into 16 x 16 x 16 cubes (fixed in MONAI) and decodes from that grid: a structure
 # much thinner than a cube is seen only by the first convolution. So each profile's data must put the
 # thinnest structure (the canal, ~12-16 mm front to back; a disc, ~8-12 mm high) across several voxels:
-# in-plane spacing near 1 mm. See report/benchmarks.md, "Why the canal was never learned".
-UNETR_CUBE = 16
+# in-plane spacing near 1 mm. See README.md, "The training recipe, and why the first smoke model never found
+# the canal".
+
+
+LOSSES = ("dicece", "dicefocal", "dice")  # built by helpers.train.build_loss
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Profile:
     # the canal (1 % of the voxels) is in the middle of as many patches as the vertebrae (4 %), and background
     # (abdomen, muscle, air) as often as two structures, so the network learns what is not spine
     class_ratios: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
-    loss: str = "dicece"  # see helpers.train.LOSSES
+    loss: str = "dicece"  # one of LOSSES
 
 
 SMALL_UNETR = {"feature_size": 16, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}

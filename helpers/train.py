@@ -28,7 +28,7 @@ from .errors import DataError, KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import build_model, parameter_count
-from .profiles import get_profile
+from .profiles import LOSSES, get_profile
 from .seed import seed_class_lut, seed_class_structures
 
 KEYS = ("image", "label")
@@ -165,9 +165,6 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: boo
             T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
     tail = [T.DeleteItemsd("label_class_indices")] if balanced else []  # not needed past the crop
     return T.Compose(det + (rand if augment else rand[:1]) + tail)
-
-
-LOSSES = ("dicece", "dicefocal", "dice")
 
 
 def build_loss(name: str):
