@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.notebook import HEADLESS_ENV
 from helpers.labels import FOREGROUND, STRUCTURE_COLOURS
+from helpers.notebook import HEADLESS_ENV
 from helpers.spider import read_series, scan_dataset
 from helpers.viewer3d import choose_viewer, label_colormap, show_3d, structure_mask
 
