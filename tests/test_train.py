@@ -39,9 +39,23 @@ def _cmd(datalist, out, iterations, val_every):
             "--max-iterations", str(iterations), "--val-every", str(val_every)]
 
 
+@pytest.fixture(scope="module")
+def smoke_scale_datalist(tmp_path_factory):
+    """Synthetic patients at the smoke profile's resolution (~1.2 mm in-plane), the data its recipe is made for."""
+    from helpers.profiles import get_profile
+    from helpers.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("smoke_scale")
+    data = write_dataset(root / "data", cases=5, seed=3, scale=get_profile("smoke").synth_scale, progress=False)
+    resample_dataset(data, root / "prep", progress=False)
+    write_datalist(root / "prep", root / "datalist.json")
+    return root / "datalist.json"
+
+
 @pytest.mark.slow
-def test_short_run_learns_beyond_chance(datalist, tmp_path):
-    summary = train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=40, val_every=20),
+def test_short_run_learns_beyond_chance(smoke_scale_datalist, tmp_path):
+    datalist = smoke_scale_datalist
+    summary = train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=60, val_every=30),
                     progress=False)
     entries = read_metrics(tmp_path / "run")
     losses = [e["loss"] for e in entries if e["kind"] == "train"]
