@@ -53,6 +53,7 @@ class TrainConfig:
     lr: float | None = None  # None: the profile's
     class_ratios: list[float] | None = None  # patch centres per class; None: the profile's; [] = the seed's pos/neg
     loss: str | None = None  # one of LOSSES; None: the profile's
+    warmup: float | None = None  # share of the iterations warming up the learning rate; None: the profile's
     weight_decay: float = 1e-5
     seed: int = 0
     num_workers: int | None = None
@@ -73,6 +74,7 @@ class TrainConfig:
                               "samples_per_volume": self.samples_per_volume or p.samples_per_volume,
                               "class_ratios": list(p.class_ratios if self.class_ratios is None else self.class_ratios),
                               "loss": self.loss or p.loss,
+                              "warmup": p.warmup if self.warmup is None else self.warmup,
                               "patch_size": list(self.patch_size or p.patch_size),
                               "batch_size": self.batch_size or p.batch_size,
                               "num_workers": p.num_workers if self.num_workers is None else self.num_workers,
@@ -297,8 +299,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     instances = len(classes) != len(STRUCTURES)
     model = build_model(config.model, patch, config.model_options, out_channels=len(classes)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warmup = max(1, round(get_profile(config.profile).warmup * config.max_iterations))
-    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=warmup,
+    scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, round(config.warmup * config.max_iterations)),
                                      t_total=config.max_iterations)
     scaler = torch.amp.GradScaler(device.type, enabled=amp)
     start, best, best_iteration = 0, -1.0, 0
