@@ -104,7 +104,8 @@ def _smoke_data(tmp: Path) -> Path:
 def _loader(datalist: Path, patch, batch_size: int):
     from monai.data import CacheDataset, DataLoader
 
-    from .train import load_datalist, transforms
+    from .datalist import load_datalist
+    from .transforms import transforms
 
     items = load_datalist(datalist)["training"]
     ds = CacheDataset(items, transforms(patch, 2, True), cache_rate=1.0, progress=False)
@@ -197,7 +198,8 @@ def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> di
     """Train a recipe for about `budget_s` seconds (iterations from a measured 10-step run), then score the
     datalist's test part the kit's way (Dice per structure, original grid)."""
     from .evaluate import evaluate
-    from .train import TrainConfig, read_metrics, train
+    from .run_log import read_metrics
+    from .train import TrainConfig, train
 
     options = _recipe(recipe)[1]
     calibration = run_dir.with_name(run_dir.name + "_calibration")

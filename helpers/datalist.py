@@ -4,8 +4,9 @@ Parts: `training` and `validation` (used to train and to choose a model) and `te
 to choose a model). With SPIDER's `subset` column: the official `validation` patients form `test`, and
 `validation` is a seeded fifth of the official `training` patients. Without it: a seeded split.
 `skipped` lists every series that resampling refused ('path: reason'), so none goes missing unsaid.
+`load_datalist` reads one back for training, with a clear error for every kind of bad datalist.
 
-Used by notebook 04.
+Used by notebook 04 (writing) and notebook 05 (reading, through helpers.train).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import KitError
+from .errors import DataError, KitError
 from .files import write_text_atomic
 from .resample import read_manifest
 
 PARTS = ("training", "validation", "test")
+KEYS = ("image", "label")  # what every entry names
 
 
 class LeakageError(KitError):
@@ -102,7 +104,7 @@ def write_datalist(prep_dir: str | Path, out: str | Path, seed: int = 0, folds: 
                         "prep_dir": os.path.relpath(prep_dir, out.parent)}
     for part in PARTS:
         for item in datalist[part]:
-            for key in ("image", "label"):
+            for key in KEYS:
                 item[key] = os.path.relpath(prep_dir / item[key], out.parent)
     check_no_leakage(datalist)
     write_text_atomic(out, json.dumps(datalist, indent=1))
@@ -130,3 +132,34 @@ def series_split_leaks(records: list[dict], validation_fraction: float = 0.2, se
     val = {records[i]["patient"] for i in order[:n_val]}
     train = {records[i]["patient"] for i in order[n_val:]}
     return len(val & train), len(val)
+
+
+def load_datalist(path: str | Path) -> dict[str, list[dict]]:
+    """Training and validation lists with absolute paths; a clear error for every kind of bad datalist."""
+    from monai.data import load_decathlon_datalist
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "datalist not found; write one with notebook 04 or `python -m helpers datalist`")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"is not valid JSON ({e})") from None
+    out = {}
+    for part in ("training", "validation"):
+        if not isinstance(raw.get(part), list):
+            raise DataError(path, f"has no '{part}' list")
+        for i, item in enumerate(raw[part]):
+            missing = [k for k in KEYS if k not in item] if isinstance(item, dict) else list(KEYS)
+            if missing:
+                raise DataError(path, f"{part}[{i}] lacks the key(s) {missing}; each entry needs 'image' and 'label'")
+        out[part] = load_decathlon_datalist(str(path), data_list_key=part) if raw[part] else []
+        for item in out[part]:
+            for key in KEYS:
+                if not Path(item[key]).is_file():
+                    raise DataError(item[key], f"listed in {path} ({part}) but not found")
+    if not out["training"]:
+        raise DataError(path, "the training list is empty")
+    out["preprocessing"] = raw.get("preprocessing", {})
+    out["data"] = raw.get("data", {})
+    return out

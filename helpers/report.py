@@ -212,7 +212,7 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
     """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
     from .plots import plot_curves
-    from .train import read_metrics
+    from .run_log import read_metrics
 
     run_dir, out = Path(run_dir), Path(out)
     eval_dir = run_dir / "eval" / part

@@ -18,10 +18,11 @@ import torch
 
 from helpers.batches import batch_sources, check_batch
 from helpers.checkpoints import LAST, PREV, kept_checkpoints, load_checkpoint, resume_state, save_last
-from helpers.datalist import write_datalist
+from helpers.datalist import load_datalist, write_datalist
 from helpers.errors import DataError
-from helpers.resample import resample_dataset
-from helpers.train import TrainConfig, TrainingDiverged, load_datalist, read_metrics, train
+from helpers.resample import ResampleSettings, resample_dataset
+from helpers.run_log import read_metrics
+from helpers.train import TrainConfig, TrainingDiverged, train
 
 from .conftest import tree_digest
 
@@ -179,7 +180,7 @@ def _loader(datalist_path, part: str):
 
     from helpers.models import monai_order
     from helpers.profiles import get_profile
-    from helpers.train import transforms
+    from helpers.transforms import transforms
 
     patch = monai_order(get_profile("smoke").patch_size)
     items = load_datalist(datalist_path)[part]
@@ -281,7 +282,7 @@ def test_no_readable_checkpoint_says_which_and_what_to_do(tmp_path):
 
 def test_seed_classes_map_to_structures():
     from helpers.seed import seed_class_lut, seed_class_structures
-    from helpers.train import _SeedClasses
+    from helpers.transforms import _SeedClasses
 
     label = torch.tensor([[0, 1, 9, 10, 100, 201, 209, 210, 25]])
     classes = _SeedClasses()(label)
@@ -292,7 +293,7 @@ def test_seed_classes_map_to_structures():
 
 def _centre_classes(datalist, class_ratios, draws=12):
     from helpers.models import monai_order
-    from helpers.train import transforms
+    from helpers.transforms import transforms
 
     data = load_datalist(datalist)
     chain = transforms(monai_order((16, 32, 32)), 4, True, class_ratios=class_ratios)
@@ -319,3 +320,87 @@ def test_divergence_message_names_only_checkpoints_that_exist(tmp_path):
     assert kept_checkpoints(tmp_path) == f"the last good checkpoint is kept in {tmp_path / LAST}"
     save_last(tmp_path, _tiny_state(4))
     assert kept_checkpoints(tmp_path).endswith(f"{tmp_path / LAST} (previous one: {tmp_path / PREV})")
+
+
+# ---------------------------------------------------------------- the pieces train() is made of
+def test_instance_labels_decide_the_classes():
+    from helpers.seed import seed_class_structures
+    from helpers.transforms import class_structures, instance_labels
+
+    assert instance_labels({"labels": "instances"}) and not instance_labels({"labels": "structures"})
+    assert not instance_labels({})
+    assert class_structures({"preprocessing": {"labels": "structures"}}).tolist() == [0, 1, 2, 3]
+    assert class_structures({"preprocessing": {"labels": "instances"}}).tolist() == seed_class_structures().tolist()
+
+
+def test_preview_patches_hold_the_classes_training_sees(small_dataset, datalist, tmp_path):
+    from helpers.train import preview_patches
+
+    resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(labels="instances"), progress=False)
+    write_datalist(tmp_path / "prep", tmp_path / "instances.json")
+    seen = {}
+    for name, path in (("structures", datalist), ("instances", tmp_path / "instances.json")):
+        patches = preview_patches(TrainConfig(str(path), str(tmp_path / "run")), volumes=2)
+        assert len(patches) == 4  # 2 volumes x the smoke profile's 2 patches
+        seen[name] = set(torch.unique(torch.stack([p["label"] for p in patches])).tolist())
+    assert seen["structures"] <= {0, 1, 2, 3}
+    assert seen["instances"] <= set(range(20)) and max(seen["instances"]) > 3  # the seed's 20 classes
+    again = preview_patches(TrainConfig(str(datalist), str(tmp_path / "run")), volumes=2)
+    assert set(torch.unique(torch.stack([p["label"] for p in again])).tolist()) == seen["structures"]  # seeded
+
+
+def test_rng_state_round_trips_and_the_data_seed_follows_position():
+    import io
+    import random
+
+    from helpers.rng import data_seed, rng_state, set_rng_state
+
+    state = rng_state()
+    first = (torch.rand(3), np.random.rand(3), random.random())
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    set_rng_state(torch.load(buffer, weights_only=True))  # as a checkpoint holds it: no pickled objects
+    second = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1]) and first[2] == second[2]
+    assert data_seed(0, 0, 5) == 5 and data_seed(0, 1, 5) == 1005 and data_seed(2**32 - 1, 0, 1) == 0
+
+
+def test_run_log_averages_losses_and_trims_on_resume(tmp_path):
+    from helpers.run_log import RunLog, trim_metrics
+
+    log = RunLog(tmp_path)
+    for value in (1.0, 3.0):
+        log.loss(value)
+    log.train(2, 0.5)
+    log.validation({"kind": "validation", "iteration": 2, "dice_mean": 0.25})
+    log.loss(5.0)
+    log.train(4, 0.25)
+    log.close()
+    entries = read_metrics(tmp_path)
+    assert [(e["kind"], e["iteration"]) for e in entries] == [("train", 2), ("validation", 2), ("train", 4)]
+    assert entries[0]["loss"] == 2.0 and entries[0]["lr"] == 0.5 and entries[2]["loss"] == 5.0
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "iter')  # a line cut short by a crash
+    assert len(read_metrics(tmp_path)) == 3
+    trim_metrics(tmp_path, 2)
+    assert [e["iteration"] for e in read_metrics(tmp_path)] == [2, 2]
+    silent = RunLog(tmp_path / "rank1", write=False)  # ranks other than 0 write nothing
+    silent.loss(1.0)
+    silent.train(1, 0.1)
+    assert not (tmp_path / "rank1").exists()
+
+
+def test_one_process_needs_no_process_group(monkeypatch, capsys):
+    from helpers.distributed import Processes
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    procs = Processes.start()
+    assert (procs.rank, procs.world, procs.distributed, procs.main) == (0, 1, False, True)
+    model = torch.nn.Linear(2, 2)
+    assert procs.wrap(model) is model
+    procs.barrier()
+    procs.finish()
+    procs.log("said once")
+    Processes(rank=1, world=2).log("not said")
+    assert capsys.readouterr().out == "said once\n"

@@ -1,0 +1,113 @@
+"""What training reads: the transform chain (loading, the seed's classes, patch sampling, augmentation), the
+classes a run's labels hold, and the cached dataset.
+
+Used by notebook 05: the chain it prints, and (through helpers.train) the patches it shows and trains on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .axes import AP, LR, SI, in_monai_order, monai_axis
+from .datalist import KEYS
+from .labels import STRUCTURES
+from .seed import seed_class_lut, seed_class_structures
+
+MEMORY_CACHE_LIMIT = 0.25  # cache in RAM when the data takes less than this share of it, else on disk
+CLASS_INDICES = "label_class_indices"  # where each class lies, computed once and cached with the volume
+
+
+def instance_labels(preprocessing: dict) -> bool:
+    """Whether the labels are the seed's 20 instance classes (resampled with labels="instances")."""
+    return preprocessing.get("labels") == "instances"
+
+
+def class_structures(config: dict) -> np.ndarray:
+    """Structure index of each output class: identity for structures, the seed's 20 classes for instances."""
+    if instance_labels(config.get("preprocessing", {})):
+        return seed_class_structures()
+    return np.arange(len(STRUCTURES))
+
+
+class _SeedClasses:
+    """SPIDER values -> the seed's class indices (a picklable transform for data-loader workers)."""
+
+    def __init__(self):
+        self.lut = torch.as_tensor(seed_class_lut())
+
+    def __call__(self, label):
+        return self.lut[torch.as_tensor(label).long()].to(torch.uint8)
+
+
+def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: bool = False, augment: bool = True,
+               class_ratios: list[float] | None = None):
+    """Deterministic loading (cached), then random patches and spine-MR augmentation for training.
+
+    `patch` is in MONAI order (AP, SI, LR). `class_ratios` (background, vertebra, disc, canal) draws patch
+    centres per class (MONAI's RandCropByLabelClassesd); empty or None: half on any structure, half
+    anywhere (RandCropByPosNegLabeld, as the seed's recipe).
+    """
+    from monai import transforms as T
+
+    balanced = bool(class_ratios) and not instances
+    det = _loading(patch, instances)
+    if not train:
+        return T.Compose(det)
+    if balanced:
+        det.append(T.ClassesToIndicesd("label", num_classes=len(class_ratios), indices_postfix="_class_indices"))
+    rand = [_patch_sampler(patch, samples, class_ratios if balanced else None)]
+    if augment:
+        rand += _augmentation()
+    tail = [T.DeleteItemsd(CLASS_INDICES)] if balanced else []  # not needed past the crop
+    return T.Compose(det + rand + tail)
+
+
+def _loading(patch: tuple[int, ...], instances: bool) -> list:
+    """Read image and label, channel first, labels as the run's classes, padded to at least one patch."""
+    from monai import transforms as T
+
+    det = [T.LoadImaged(KEYS, reader="NibabelReader"), T.EnsureChannelFirstd(KEYS),
+           T.EnsureTyped("image", dtype=torch.float32)]
+    if instances:  # SPIDER values -> the seed's 20 classes; vertebrae and discs above level 9 become background
+        det.append(T.Lambdad("label", _SeedClasses()))
+    return det + [T.EnsureTyped("label", dtype=torch.uint8), T.SpatialPadd(KEYS, spatial_size=patch)]
+
+
+def _patch_sampler(patch: tuple[int, ...], samples: int, class_ratios: list[float] | None):
+    """`samples` patches per volume: centres drawn per class, or half on a structure and half anywhere."""
+    from monai import transforms as T
+
+    if class_ratios:
+        return T.RandCropByLabelClassesd(KEYS, "label", spatial_size=patch, ratios=list(class_ratios),
+                                         num_classes=len(class_ratios), num_samples=samples,
+                                         indices_key=CLASS_INDICES, warn=False)
+    return T.RandCropByPosNegLabeld(KEYS, "label", spatial_size=patch, pos=1, neg=1, num_samples=samples)
+
+
+def _augmentation() -> list:
+    """Spine-MR augmentation: a left-right flip, small mostly sagittal rotations and scaling, intensity jitter."""
+    from monai import transforms as T
+
+    lr_axis = monai_axis(LR)  # flip left-right only; anterior/posterior and up/down are not symmetric
+    rotate_range = in_monai_order({LR: 0.2, SI: 0.05, AP: 0.05})  # radians about each axis: mostly sagittal
+    return [T.RandFlipd(KEYS, prob=0.5, spatial_axis=lr_axis),
+            T.RandAffined(KEYS, prob=0.3, rotate_range=rotate_range, scale_range=(0.1, 0.1, 0.1),
+                          mode=("bilinear", "nearest"), padding_mode="zeros"),
+            T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+            T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+            T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
+
+
+def cached_dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
+    """The deterministic part of `transform` computed once: in RAM when the data fits, else on disk in the run."""
+    from monai.data import CacheDataset, PersistentDataset
+
+    size = sum(Path(i["image"]).stat().st_size * 4 for i in items)  # rough: compressed -> float32 in RAM
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if size < MEMORY_CACHE_LIMIT * ram:
+        return CacheDataset(items, transform, cache_rate=1.0, num_workers=max(1, num_workers), progress=False)
+    return PersistentDataset(items, transform, cache_dir=run_dir / "cache")
