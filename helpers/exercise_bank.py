@@ -1,7 +1,9 @@
 """The course's exercises, three per notebook: each answer is computed from the student's own data and run.
 
 Files that a notebook writes (inspection table, manifests, datalist, training metrics, evaluation table) are
-read where they exist, so a check costs little and agrees with what the student saw."""
+read where they exist, so a check costs little and agrees with what the student saw.
+
+Used by every notebook (its closing exercise cell), through helpers.exercises."""
 
 from __future__ import annotations
 
@@ -220,11 +222,9 @@ def best_dice_structure(ctx: Context) -> str:
 
 
 def worst_case(ctx: Context) -> str:
-    from .labels import FOREGROUND
+    from .cases import pick_cases
 
-    table = _scores(ctx)
-    mean = table[[f"dice_{n}" for n in FOREGROUND]].mean(axis=1)
-    return str(table.loc[mean.idxmin(), "series"])
+    return str(pick_cases(_scores(ctx))["worst"]["series"])
 
 
 def _is_t2(answer, ctx: Context) -> bool:
@@ -371,7 +371,7 @@ table[[f"hd95_{n}" for n in FOREGROUND]].mean().idxmax().removeprefix("hd95_")""
              worst_case,
              hint="section 3 shows it in its last row; the name is the `series` column, e.g. '12_t2'.",
              solution="""
-ranked.iloc[-1]["series"]    # ranked by the mean of dice_vertebra, dice_disc, dice_canal"""),
+cases["worst"]["series"]    # pick_cases: the lowest mean of dice_vertebra, dice_disc, dice_canal"""),
     Exercise("06.3", "Which structure has the highest mean Dice on this part?", best_dice_structure,
              hint="average the dice_* columns of the table over series (section 4 shows the means).",
              solution="""
