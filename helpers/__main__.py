@@ -1,3 +1,5 @@
+"""`python -m helpers <command>`: the command line (helpers/cli.py). Used by no notebook."""
+
 import sys
 
 from .cli import main

@@ -1,4 +1,7 @@
-"""Command line: `python -m helpers <command> ...`; each command calls the same functions as the notebooks."""
+"""Command line: `python -m helpers <command> ...`; each command calls the same functions as the notebooks.
+
+Used by no notebook: `python -m helpers --help` lists the commands (README, "The command line").
+"""
 
 from __future__ import annotations
 

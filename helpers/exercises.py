@@ -2,7 +2,9 @@
 
 Every expected answer is computed from the data and the run the student actually has (the notebook's
 `data_dir` and `run_dir`), never stored as a number. The exercises themselves are in `exercise_bank.py`;
-instructors print the worked solutions with `python -m helpers solutions`."""
+instructors print the worked solutions with `python -m helpers solutions`.
+
+Used by every notebook: its closing cell, `Checker(data_dir, run_dir).check(...)`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop (notebooks 05 and 06)."""
+"""Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop.
+
+Used by notebooks 05 (training) and 06 (prediction, through helpers.evaluate).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Training curves, a live plot for notebooks, and a diagram of UNETR."""
+"""Training curves, a live plot for notebooks, training patches and a diagram of UNETR.
+
+Used by notebook 05 (and the report of notebook 06 draws its curves with `plot_curves`).
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,8 @@ Which viewer, where:
 - Google Colab: ipyniivue (an anywidget NiiVue viewer that renders there); itkwidgets 1.0 pre-releases show no
   viewer on Colab (InsightSoftwareConsortium/itkwidgets#771, open), so it is never chosen there.
 - Neither installed, or a headless run: a message saying what to install, and nothing is imported.
+
+Used by notebook 01 (`show_3d = True`).
 """
 
 from __future__ import annotations
