@@ -27,7 +27,7 @@ from .checkpoints import kept_checkpoints, load_weights, resume_state, save_chec
 from .errors import DataError, KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
-from .models import build_model, parameter_count
+from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
 from .profiles import LOSSES, get_profile
 from .seed import seed_class_lut, seed_class_structures
 
@@ -58,7 +58,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int | None = None
     log_every: int = 5
-    amp: bool = True  # used on CUDA only
+    amp: bool = True  # reduced precision where the device computes it natively (helpers.models.amp_dtype)
     augment: bool = True  # False: patches only (the seed trained without augmentation)
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
@@ -229,18 +229,17 @@ def _set_rng_state(state: dict) -> None:
 def validate(model, loader, patch, device, amp: bool, classes: np.ndarray | None = None) -> dict[str, float]:
     """Sliding-window Dice per structure (background excluded) and their mean; `classes` maps outputs to
     structures, so instance-class models are scored the same way."""
-    from monai.inferers import sliding_window_inference
     from monai.metrics import compute_dice  # functional: no all-gather, so rank 0 can validate alone
     from monai.networks.utils import one_hot
 
     scores = []
     lut = torch.as_tensor(classes if classes is not None else np.arange(len(STRUCTURES)), device=device)
     model.eval()
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+    with torch.no_grad(), autocast(device, amp):
         for batch in loader:
             check_batch(batch, len(lut), "a validation batch")
             image, label = batch["image"].to(device), batch["label"].to(device)
-            logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
+            logits = sliding_window_logits(model, image, patch)
             pred = one_hot(lut[logits.argmax(1, keepdim=True)], len(STRUCTURES))
             truth = one_hot(lut[label.long()], len(STRUCTURES))
             scores.append(compute_dice(pred, truth, include_background=False,
@@ -291,7 +290,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=1))
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    amp = config.amp and device.type == "cuda"
+    amp = config.amp  # float16 on CUDA, bfloat16 on a CPU with native support (models.amp_dtype)
     patch = monai_order(config.patch_size)
 
     set_determinism(config.seed + rank)
@@ -301,7 +300,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, round(config.warmup * config.max_iterations)),
                                      t_total=config.max_iterations)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, amp) == torch.float16)
     start, best, best_iteration = 0, -1.0, 0
     resumed = resume_state(run_dir, log=print if rank == 0 else lambda _: None)
     if resumed:
@@ -360,7 +359,7 @@ def train(config: TrainConfig, callback=None, progress: bool = True) -> dict:
             raise
         image, label = batch["image"].to(device), batch["label"].to(device)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=amp):
+        with autocast(device, amp):
             loss = loss_fn(net(image), label)
         if not torch.isfinite(loss):
             bar.close()
