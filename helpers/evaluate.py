@@ -30,7 +30,7 @@ from .dice import dice, joint_counts
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
-from .models import build_model
+from .models import autocast, build_model, sliding_window_logits
 from .numbering import renumbered, to_spider_values
 from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
@@ -76,13 +76,11 @@ class Predictor:
     def structures(self, image: sitk.Image, source: str | Path = "the input image") -> sitk.Image:
         """Structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the input image's own grid;
         DataError naming `source` for an image the bad-value policy refuses."""
-        from monai.inferers import sliding_window_inference
-
         require_usable(image, source)
         grid, _ = preprocess(image, self.settings)
         x = torch.from_numpy(canonical_to_monai(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
-        with torch.no_grad(), torch.autocast(self.device.type, enabled=self.device.type == "cuda"):
-            logits = sliding_window_inference(x, self.patch, 4, self.model, overlap=0.25)
+        with torch.no_grad(), autocast(self.device, self.config.get("amp", True)):
+            logits = sliding_window_logits(self.model, x, self.patch)
         labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)

@@ -293,10 +293,11 @@ def read_manifest(prep_dir: str | Path) -> dict:
 
 
 def to_original_grid(image: sitk.Image, original: dict | sitk.Image, is_label: bool = True) -> sitk.Image:
-    """The way back: an image on the resampled grid onto the original grid (nearest for labels, else linear).
+    """The way back: an image on the resampled grid onto the original grid (labels by SimpleITK's label
+    interpolator, smooth borders where the original grid is finer; other images linear).
 
     `original`: a series' record (its "original" geometry), such a geometry, or an image on the original grid."""
     o = geometry(original) if isinstance(original, sitk.Image) else original.get("original", original)
     return sitk.Resample(image, [int(v) for v in o["size"]], sitk.Transform(),
-                         sitk.sitkNearestNeighbor if is_label else sitk.sitkLinear,
+                         sitk.sitkLabelLinear if is_label else sitk.sitkLinear,
                          o["origin"], o["spacing"], o["direction"], 0, image.GetPixelID())

@@ -62,6 +62,7 @@ class Blob:
     wedge: float = 0.0  # >0: taller anteriorly (lordotic disc)
     tilt: float = 0.0  # extra rotation about the left-right axis (spinous processes point down)
     scale: float = 1.0  # intensity factor (disc degeneration)
+    fused: bool = False  # one bone with its neighbours: its marrow is painted after all their cortex (sacrum)
 
 
 @dataclass
@@ -117,9 +118,9 @@ def make_anatomy(rng: np.random.Generator, n_vertebrae: int) -> Anatomy:
         blobs.append(Blob(sc - 3, lamina_v + sp_len / 2 + 1, 0, (3.5, sp_len / 2, 7.5), label_v,
                           "cortex", "marrow", rim=1.0, power=3.0, tilt=0.25))
         s += hv
-    for j in range(5):  # sacrum: fused segments curving backwards, unlabelled
-        blobs.append(Blob(-10 - 14 * j, -1.5 * j, 0, (24 - 3.5 * j, half_depth - 1.8 * j, 10.5 - 0.9 * j),
-                          0, "cortex", "marrow", rim=1.5, power=3.0, wedge=0.15))
+    for j in range(5):  # sacrum: five segments fused into one bone, tapering and curving back, unlabelled
+        blobs.append(Blob(-10 - 14 * j, -1.5 * j, 0, (24 - 3.5 * j, half_depth - 1.8 * j, 11.5 - 0.5 * j),
+                          0, "cortex", "marrow", rim=1.5, power=3.0, wedge=0.15, fused=True))
     # centreline: forward tilt phi falls with height (lordosis), sacrum tilts back below s=0
     grid = np.arange(-110.0, s + 80.0, 1.0)
     phi = np.where(grid >= 0, np.clip(phi0 * (1 - grid / s_apex), -0.4, None),
@@ -259,17 +260,23 @@ def rasterise(an: Anatomy, grid: Grid, contrast: str, rng: np.random.Generator, 
         axes = (x, y, z)
         # unlabelled bone first, then labelled structures; discs last so they win where they touch bone
         order = sorted(an.blobs, key=lambda b: (b.label != 0, b.tissue == "annulus"))
-        for b in order:
+        fused = []  # marrow of fused segments waits for the last of their cortex: no cortex lines inside the bone
+        for i, b in enumerate(order):
             box = _bbox(b, an, axes)
-            if box is None:
-                continue
-            sd = _blob_sd(b, an, X[..., box[2]], Y[:, box[1], :], Z[box[0]])
-            lab = b.label if b.label else None
-            if lab is None and b.tissue == "cortex":
-                lab = 0  # the sacrum and partly visible vertebrae are bone without a label
-            cv.paint(sd, b.tissue, box, b.scale, lab)
-            if b.inner_tissue:
-                cv.paint(sd + b.rim, b.inner_tissue, box, b.scale, texture=0.08)
+            if box is not None:
+                sd = _blob_sd(b, an, X[..., box[2]], Y[:, box[1], :], Z[box[0]])
+                lab = b.label if b.label else None
+                if lab is None and b.tissue == "cortex":
+                    lab = 0  # the sacrum and partly visible vertebrae are bone without a label
+                cv.paint(sd, b.tissue, box, b.scale, lab)
+                if b.inner_tissue and b.fused:
+                    fused.append((sd + b.rim, b, box))
+                elif b.inner_tissue:
+                    cv.paint(sd + b.rim, b.inner_tissue, box, b.scale, texture=0.08)
+            if fused and not (i + 1 < len(order) and order[i + 1].fused):
+                for sd_in, fb, fbox in fused:
+                    cv.paint(sd_in, fb.inner_tissue, fbox, fb.scale, texture=0.08)
+                fused.clear()
         images.append(cv.img)
         if k == supersample // 2:
             label = cv.lab

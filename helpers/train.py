@@ -33,7 +33,7 @@ from .distributed import Processes
 from .errors import KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
-from .models import build_model, parameter_count
+from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
 from .profiles import LOSSES, get_profile
 from .rng import data_seed, rng_state, set_rng_state
 from .run_log import RunLog, read_metrics, trim_metrics
@@ -63,7 +63,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int | None = None
     log_every: int = 5
-    amp: bool = True  # used on CUDA only
+    amp: bool = True  # reduced precision where the device computes it natively (helpers.models.amp_dtype)
     augment: bool = True  # False: patches only (the seed trained without augmentation)
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
@@ -103,18 +103,17 @@ def validate(model: torch.nn.Module, loader, patch: tuple[int, ...], device: tor
              classes: np.ndarray | None = None) -> dict[str, float]:
     """Sliding-window Dice per structure (background excluded) and their mean; `classes` maps outputs to
     structures, so instance-class models are scored the same way."""
-    from monai.inferers import sliding_window_inference
     from monai.metrics import compute_dice  # functional: no all-gather, so rank 0 can validate alone
     from monai.networks.utils import one_hot
 
     scores = []
     lut = torch.as_tensor(classes if classes is not None else np.arange(len(STRUCTURES)), device=device)
     model.eval()
-    with torch.no_grad(), torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+    with torch.no_grad(), autocast(device, amp):
         for batch in loader:
             check_batch(batch, len(lut), "a validation batch")
             image, label = batch["image"].to(device), batch["label"].to(device)
-            logits = sliding_window_inference(image, patch, 4, model, overlap=0.25)
+            logits = sliding_window_logits(model, image, patch)
             pred = one_hot(lut[logits.argmax(1, keepdim=True)], len(STRUCTURES))
             truth = one_hot(lut[label.long()], len(STRUCTURES))
             scores.append(compute_dice(pred, truth, include_background=False,
@@ -159,7 +158,7 @@ class _Run:
 
     config: TrainConfig
     device: torch.device
-    amp: bool  # mixed precision, on CUDA only
+    amp: bool  # reduced precision where the device computes it natively (helpers.models.amp_dtype)
     patch: tuple[int, ...]  # MONAI order
     classes: np.ndarray  # structure of each output class
     model: torch.nn.Module
@@ -237,7 +236,7 @@ def _build(config: TrainConfig, procs: Processes) -> _Run:
     from monai.utils import set_determinism
 
     device = procs.device()
-    amp = config.amp and device.type == "cuda"
+    amp = config.amp  # float16 on CUDA, bfloat16 on a CPU with native support (models.amp_dtype)
     patch = monai_order(config.patch_size)
     set_determinism(config.seed + procs.rank)
     classes = class_structures(asdict(config))
@@ -245,7 +244,7 @@ def _build(config: TrainConfig, procs: Processes) -> _Run:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, round(config.warmup * config.max_iterations)),
                                      t_total=config.max_iterations)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, amp) == torch.float16)
     return _Run(config, device, amp, patch, classes, model, optimizer, scheduler, scaler, build_loss(config.loss))
 
 
@@ -331,7 +330,7 @@ def _step(run: _Run, net: torch.nn.Module, batch: dict) -> float:
     check_batch(batch, len(run.classes))
     image, label = batch["image"].to(run.device), batch["label"].to(run.device)
     run.optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(run.device.type, enabled=run.amp):
+    with autocast(run.device, run.amp):
         loss = run.loss_fn(net(image), label)
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"the loss became {loss.item()} at iteration {run.iteration} on a batch of finite "
