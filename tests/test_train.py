@@ -334,18 +334,19 @@ def test_instance_labels_decide_the_classes():
 
 
 def test_preview_patches_hold_the_classes_training_sees(small_dataset, datalist, tmp_path):
+    from helpers.profiles import get_profile
     from helpers.train import preview_patches
 
     resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(labels="instances"), progress=False)
     write_datalist(tmp_path / "prep", tmp_path / "instances.json")
     seen = {}
     for name, path in (("structures", datalist), ("instances", tmp_path / "instances.json")):
-        patches = preview_patches(TrainConfig(str(path), str(tmp_path / "run")), volumes=2)
-        assert len(patches) == 4  # 2 volumes x the smoke profile's 2 patches
+        patches = preview_patches(TrainConfig(str(path), str(tmp_path / "run")), volumes=4)
+        assert len(patches) == 4 * get_profile("smoke").samples_per_volume  # 4 volumes x the profile's patches
         seen[name] = set(torch.unique(torch.stack([p["label"] for p in patches])).tolist())
     assert seen["structures"] <= {0, 1, 2, 3}
     assert seen["instances"] <= set(range(20)) and max(seen["instances"]) > 3  # the seed's 20 classes
-    again = preview_patches(TrainConfig(str(datalist), str(tmp_path / "run")), volumes=2)
+    again = preview_patches(TrainConfig(str(datalist), str(tmp_path / "run")), volumes=4)
     assert set(torch.unique(torch.stack([p["label"] for p in again])).tolist()) == seen["structures"]  # seeded
 
 
