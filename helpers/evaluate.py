@@ -22,16 +22,16 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 import torch
-from scipy import ndimage
 
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
 from .dice import dice, joint_counts
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
-from .labels import BACKGROUND, CANAL, DISC, FOREGROUND, STRUCTURES, VERTEBRA
+from .labels import BACKGROUND, FOREGROUND, STRUCTURES
 from .models import autocast, build_model, sliding_window_logits
 from .numbering import renumbered, to_spider_values
+from .postprocess import chosen_cleanup, cleanup
 from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable, structure_mask
@@ -66,9 +66,11 @@ class Predictor:
         todo = "Copy an intact copy back" + (f", or move it out of {self.run_dir} to use {last.name} instead"
                                             if path != last and last.is_file() else "")
         network = f"this run's {self.config['model']} with {len(self.classes)} classes (its config.json)"
-        load_weights(self.model, read_checkpoint(path, ("model",), todo)["model"], path, network)
+        state = read_checkpoint(path, ("model",), todo)
+        load_weights(self.model, state["model"], path, network)
         self.model.eval()
         self.checkpoint = path.name
+        self.cleanup = chosen_cleanup(_validation_entry(self.run_dir, state.get("iteration")))
         prep = dict(self.config["preprocessing"])
         prep = {k: tuple(v) if isinstance(v, list) else v for k, v in prep.items()}
         self.settings = ResampleSettings(**prep)
@@ -82,27 +84,18 @@ class Predictor:
         with torch.no_grad(), autocast(self.device, self.config.get("amp", True)):
             logits = sliding_window_logits(self.model, x, self.patch)
         labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
+        labels = cleanup(labels, self.cleanup)  # the post-processing chosen on validation (helpers.postprocess)
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)
         return to_original_grid(pred, image)
 
 
-# ---------------------------------------------------------------- post-processing
-def cleanup(structures: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
-    """Keep the largest canal component, and vertebra/disc components of at least `min_fraction` of the largest."""
-    out = structures.copy()
-    for value in (VERTEBRA, DISC, CANAL):
-        comps, n = ndimage.label(structures == value)
-        if n <= 1:
-            continue
-        sizes = np.bincount(comps.ravel())[1:]
-        keep = np.zeros(n + 1, bool)  # component index -> kept; one lookup instead of a search per component
-        if value == CANAL:
-            keep[np.argmax(sizes) + 1] = True
-        else:
-            keep[1:] = sizes >= min_fraction * sizes.max()
-        out[(comps > 0) & ~keep[comps]] = BACKGROUND
-    return out
+def _validation_entry(run_dir: Path, iteration: int | None) -> dict:
+    """The validation entry of metrics.jsonl at `iteration` (the checkpoint's), or {} when there is none."""
+    from .run_log import read_metrics
+
+    entries = [e for e in read_metrics(run_dir) if e.get("kind") == "validation" and e["iteration"] == iteration]
+    return entries[-1] if entries else {}
 
 
 # ---------------------------------------------------------------- metrics
@@ -232,6 +225,7 @@ def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str
     summary = {"part": part, "cases": int(len(table)), "metrics": {}}
     if predictor is not None:
         summary.update({"checkpoint": predictor.checkpoint, "model": predictor.config["model"],
+                        "cleanup": [STRUCTURES[i] for i in predictor.cleanup],
                         "profile": predictor.config["profile"], "synthetic": predictor.config["data"].get("synthetic")})
     for prefix in ("", "clean_"):
         for metric in ("dice", "hd95", "assd"):

@@ -34,6 +34,7 @@ from .errors import KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
+from .postprocess import cleanup
 from .profiles import LOSSES, get_profile
 from .rng import data_seed, rng_state, set_rng_state
 from .run_log import RunLog, read_metrics, trim_metrics
@@ -101,29 +102,33 @@ def build_loss(name: str):
 
 def validate(model: torch.nn.Module, loader, patch: tuple[int, ...], device: torch.device, amp: bool,
              classes: np.ndarray | None = None) -> dict[str, float]:
-    """Sliding-window Dice per structure (background excluded) and their mean; `classes` maps outputs to
-    structures, so instance-class models are scored the same way."""
+    """Sliding-window Dice per structure (background excluded) and their mean, and each structure's Dice after
+    `postprocess.cleanup` (`clean_dice_<name>`: what the run's post-processing is chosen from); `classes` maps
+    outputs to structures, so instance-class models are scored the same way."""
     from monai.metrics import compute_dice  # functional: no all-gather, so rank 0 can validate alone
     from monai.networks.utils import one_hot
 
-    scores = []
+    scores = {"": [], "clean_": []}
     lut = torch.as_tensor(classes if classes is not None else np.arange(len(STRUCTURES)), device=device)
     model.eval()
     with torch.no_grad(), autocast(device, amp):
         for batch in loader:
             check_batch(batch, len(lut), "a validation batch")
             image, label = batch["image"].to(device), batch["label"].to(device)
-            logits = sliding_window_logits(model, image, patch)
-            pred = one_hot(lut[logits.argmax(1, keepdim=True)], len(STRUCTURES))
+            pred = lut[sliding_window_logits(model, image, patch).argmax(1, keepdim=True)]
+            cleaned = torch.as_tensor(np.stack([cleanup(p) for p in pred.cpu().numpy()]), device=device)
             truth = one_hot(lut[label.long()], len(STRUCTURES))
-            scores.append(compute_dice(pred, truth, include_background=False,
-                                       ignore_empty=True).cpu().numpy())
+            for prefix, structures in (("", pred), ("clean_", cleaned)):
+                scores[prefix].append(compute_dice(one_hot(structures, len(STRUCTURES)), truth,
+                                                   include_background=False, ignore_empty=True).cpu().numpy())
+    model.train()
+    result = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        per = np.nanmean(np.concatenate(scores), axis=0)  # a structure absent from a case does not count
-    model.train()
-    result = {f"dice_{name}": float(v) for name, v in zip(FOREGROUND, per)}
-    result["dice_mean"] = float(np.nanmean(per))
+        for prefix, values in scores.items():
+            per = np.nanmean(np.concatenate(values), axis=0)  # a structure absent from a case does not count
+            result.update({f"{prefix}dice_{name}": float(v) for name, v in zip(FOREGROUND, per)})
+            result[f"{prefix}dice_mean"] = float(np.nanmean(per))
     return result
 
 

@@ -237,3 +237,15 @@ def test_one_dice():
     assert dice(joint, 1) == pytest.approx(2 * 1 / (2 + 1)) and dice(joint, 2) == pytest.approx(2 * 2 / (3 + 3))
     assert dice(joint, 3) == 0.0 and dice(joint, 1, 2) == pytest.approx(2 * 1 / (2 + 3))
     assert np.isnan(dice(joint_counts(ref, ref, 5), 4))
+
+
+def test_predictor_cleans_up_what_validation_chose(trained):
+    from helpers.postprocess import chosen_cleanup
+    from helpers.run_log import read_metrics
+
+    run = trained / "run"
+    entries = [e for e in read_metrics(run) if e["kind"] == "validation"]
+    assert entries and all(f"clean_dice_{n}" in e for e in entries for n in ("vertebra", "disc", "canal"))
+    predictor = Predictor(run)
+    best = torch.load(run / "checkpoint_best.pt", weights_only=False)["iteration"]
+    assert predictor.cleanup == chosen_cleanup(next(e for e in entries if e["iteration"] == best))
