@@ -224,12 +224,17 @@ def _prepare(config: TrainConfig, procs: Processes) -> tuple[TrainConfig, dict]:
     return config, data
 
 
+# what makes a run the run it is: resuming with any of these changed would silently mix two recipes
+RUN_DEFINING = ("model", "patch_size", "model_options", "datalist", "preprocessing", "lr", "batch_size",
+                "samples_per_volume", "class_ratios", "loss", "warmup", "weight_decay", "augment")
+
+
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     path = run_dir / "config.json"
     if not path.is_file():
         return
     old = json.loads(path.read_text())
-    for key in ("model", "patch_size", "model_options", "datalist"):
+    for key in RUN_DEFINING:
         if old.get(key) != asdict(config)[key]:
             raise KitError(f"{run_dir} holds a run with another {key} ({old.get(key)!r}); "
                            "choose a new run folder, or delete this one to start over")

@@ -405,3 +405,17 @@ def test_one_process_needs_no_process_group(monkeypatch, capsys):
     procs.log("said once")
     Processes(rank=1, world=2).log("not said")
     assert capsys.readouterr().out == "said once\n"
+
+
+def test_a_changed_recipe_does_not_resume_into_the_old_run(datalist, tmp_path):
+    from dataclasses import asdict
+
+    from helpers.errors import KitError
+    from helpers.train import _with_data
+
+    config, _ = _with_data(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=2))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({**asdict(config), "lr": config.lr / 3}))
+    with pytest.raises(KitError, match="another lr"):
+        train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=2), progress=False)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
