@@ -1,9 +1,9 @@
 """Synthetic SPIDER: lumbar spine MR series in SPIDER's own layout, label values and file formats.
 
 Each patient gets one anatomy (helpers.phantom: a lordotic lumbar spine with its vertebrae, discs, canal,
-an unlabelled fused sacrum and the tissues around). Each series samples that anatomy on its own grid (T1/T2: 2D TSE, LPS, thick sagittal
-slices; T2 SPACE: PIR, near-isotropic) with partial volume, a coil bias field and Rician noise, and
-stores it in one of SPIDER's two intensity conventions. Same seed, same bytes.
+an unlabelled fused sacrum and the tissues around). Each series samples that anatomy on its own grid
+(T1/T2: 2D TSE, LPS, thick sagittal slices; T2 SPACE: PIR, near-isotropic) with partial volume, a coil bias
+field and Rician noise, and stores it in one of SPIDER's two intensity conventions. Same seed, same bytes.
 
 Used by notebook 00.
 """
