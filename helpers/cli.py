@@ -189,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training iterations in notebook 05 (0: the profile's); fewer only checks the plumbing")
     p.set_defaults(func=_run_notebooks)
 
+    _data_commands(sub)
+    _model_commands(sub)
+    _other_commands(sub)
+    return parser
+
+
+def _data_commands(sub) -> None:
+    """resample, datalist."""
     p = sub.add_parser("resample", help="reorient, resample, normalise and write NIfTI training data")
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", required=True, type=Path, help="output folder, outside the raw data")
@@ -205,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_datalist)
 
+
+
+def _model_commands(sub) -> None:
+    """train, evaluate, score, predict."""
     p = sub.add_parser("train", help="train a network on a datalist; rerun to resume")
     p.add_argument("--datalist", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config, metrics)")
@@ -241,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--structures", action="store_true", help="write 0-3 structures instead of SPIDER values")
     p.set_defaults(func=_predict)
 
+
+
+def _other_commands(sub) -> None:
+    """report, download, bench, links, solutions."""
     p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
     p.add_argument("--run", required=True, type=Path)
     p.add_argument("--out", type=Path, help="default: report/ for outputs/train, else <run>/../report")
@@ -271,7 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="course run folder (default: outputs/)")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_solutions)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
