@@ -31,9 +31,12 @@ from scipy.spatial import cKDTree
 from .axes import sitk_order
 
 WORKERS = -1  # KD-tree queries on every core
-MAP_SHARE = 1 / 100  # a distance map pays off once the points to measure exceed this share of its voxels
 NEAR_VOXELS = 2  # the local search looks up to this many voxels along the coarsest axis
 NEAR_GIVE_UP = 0.5  # ... and stops after the first voxel around when more than this share is still unresolved
+# what the far points cost, measured on 2 cores (ns): a distance map per voxel of its box, a KD-tree per point
+# it holds (built once per label and spacing) and per far point it answers
+MAP_NS, TREE_BUILD_NS, TREE_QUERY_NS = 21, 80, 2400
+FAR_METHOD: str | None = None  # "map" or "tree" forces one (tests); None: whichever costs less
 
 
 def _bounding_box(nonzero: np.ndarray) -> tuple[slice, ...] | None:
@@ -146,25 +149,34 @@ class BorderSet:
         """Border points of `label` in mm for the given spacing per array axis."""
         return self.points[label] * np.asarray(sampling, dtype=np.float64)
 
+    def has_tree(self, label: int, sampling: Sequence[float]) -> bool:
+        return (label, tuple(float(s) for s in sampling)) in self._trees
+
     def tree(self, label: int, sampling: Sequence[float]) -> cKDTree:
         key = (label, tuple(float(s) for s in sampling))
         if key not in self._trees:
             self._trees[key] = _tree(self.scaled(label, sampling))
         return self._trees[key]
 
+    def kept_map(self, label: int, sampling: Sequence[float], low: np.ndarray, high: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, sitk.Image] | None:
+        """A kept (first voxel, distance map, its image) of `label` covering [low, high], if there is one."""
+        kept = self._maps.get((label, tuple(float(s) for s in sampling)))
+        if kept is not None and np.all(low >= kept[0]) and np.all(high < kept[0] + kept[1].shape):
+            return kept
+        return None
+
     def field(self, label: int, sampling: Sequence[float], low: np.ndarray, high: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
         """(first voxel, distance map, its image) over a box holding [low, high] and every border voxel of `label`."""
-        key = (label, tuple(float(s) for s in sampling))
-        if key in self._maps:
-            start, values, image = self._maps[key]
-            if np.all(low >= start) and np.all(high < start + values.shape):
-                return start, values, image
+        kept = self.kept_map(label, sampling, low, high)
+        if kept is not None:
+            return kept
         goal_low, goal_high = self.box[label]
         start, stop = np.minimum(low, goal_low), np.maximum(high, goal_high)
         values, image = distance_map(self.points[label], start, stop - start + 1, sampling)
         if self.keep_maps:
-            self._maps[key] = (start, values, image)
+            self._maps[(label, tuple(float(s) for s in sampling))] = (start, values, image)
         return start, values, image
 
 
@@ -242,7 +254,11 @@ def far_distances(points: np.ndarray, target: BorderSet, label: int, sampling: S
     # target voxels beyond the margin lie farther from every point than the bound: never the nearest
     goal = target.points[label] if whole else target.points_in(label, crop_low, crop_high)
     start, stop = np.minimum(low, crop_low), np.maximum(high, crop_high)
-    if len(points) > MAP_SHARE * float(np.prod(stop - start + 1)):
+    kept = whole and target.kept_map(label, sampling, low, high) is not None
+    map_ns = 0 if kept else MAP_NS * float(np.prod(stop - start + 1))
+    built = whole and target.has_tree(label, sampling)
+    tree_ns = TREE_QUERY_NS * len(points) + (0 if built else TREE_BUILD_NS * len(goal))
+    if FAR_METHOD == "map" or (FAR_METHOD is None and map_ns < tree_ns):
         if whole:
             start, values, image = target.field(label, sampling, low, high)
         else:
