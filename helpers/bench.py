@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .axes import monai_order
 from .bench_markdown import RECIPES, TARGETS, to_markdown
@@ -253,6 +254,20 @@ def fragmented(structures: np.ndarray, rng: np.random.Generator, share: float = 
     return out
 
 
+def bloated(structures: np.ndarray, rng: np.random.Generator, share: float = 0.5, smooth: float = 4.0) -> np.ndarray:
+    """A bloated prediction, like an early model's: the `share` of the volume where smoothed noise is highest painted
+    with blobs of random structures (where each of three more smoothed noises is the largest)."""
+    def noise() -> np.ndarray:
+        return ndimage.gaussian_filter(rng.standard_normal(structures.shape).astype(np.float32), smooth)
+
+    field = noise()
+    region = field > np.quantile(field, 1 - share)
+    paint = (np.argmax(np.stack([noise(), noise(), noise()]), axis=0) + 1).astype(structures.dtype)
+    out = structures.copy()
+    out[region] = paint[region]
+    return out
+
+
 def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
     """Reference masks of real-sized series: the real samples where present, else synthetic ones at full size."""
     from .paths import REAL_SAMPLES_DIR
@@ -269,8 +284,9 @@ def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
     """Seconds per real-sized series for everything `evaluate` does after the network (`evaluate_series`:
     numbering, semantic metrics raw and cleaned, the seed's number, the challenge's figures in both variants,
     writing both maps, the numbering check), for a good prediction (the reference moved by one voxel in-plane),
-    a scattered one (1 % stray voxels) and, when `run_dir` holds a model, that model's own prediction; and the
-    challenge's figures of the references against their own renumbered structures (what numbering costs)."""
+    a scattered one (1 % stray voxels), a bloated one (half the volume painted with blobs of random structures)
+    and, when `run_dir` holds a model, that model's own prediction; and the challenge's figures of the references
+    against their own renumbered structures (what numbering costs)."""
     from .evaluate import Predictor, evaluate_series
     from .labels import to_structures
     from .numbering import numbering_cost
@@ -283,7 +299,7 @@ def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
     for path in paths:
         reference = sitk.ReadImage(str(path))
         moved = np.roll(to_structures(sitk.GetArrayFromImage(reference)), (1, 1), (1, 2))
-        kinds = {"good": moved, "scattered": fragmented(moved, rng)}
+        kinds = {"good": moved, "scattered": fragmented(moved, rng), "bloated": bloated(moved, rng)}
         if predictor is not None:
             kinds["smoke model"] = predictor.structures(read_image(path.parent.parent / "images" / path.name))
         for kind, prediction in kinds.items():

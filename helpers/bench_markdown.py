@@ -96,7 +96,8 @@ def _scoring_markdown(s: dict) -> str:
     sizes = sorted({"x".join(map(str, numpy_order(r["size"]))) for r in s["series"]})
     lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
               "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
-              "(each a stray fragment). Smoke model: what a model trained by the smoke profile on synthetic data "
+              "(each a stray fragment). Bloated: that, with half of the volume painted with blobs of random structures "
+              "(smoothed noise), as an early model paints it. Smoke model: what a model trained by the smoke profile on synthetic data "
               "predicts on these series (with `--run`, or in the full benchmark).", "",
               "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
               "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",

@@ -51,7 +51,7 @@ from .dice import dice as dice_score
 from .dice import joint_counts
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, PARTIAL_VERTEBRA_LABELS, VERTEBRA_LABELS, unknown_labels
-from .surface import BorderSet, symmetric_distances
+from .surface import BorderSet, directed_distances, distances_to
 
 CHALLENGE_METRICS: tuple[str, ...] = (
     "DiceScoreVertebrae", "DiceScoreDiscs", "DiceScoreSpinalCanal", "OveralDiceScore",
@@ -95,15 +95,17 @@ def sampling(spacing_xyz: Sequence[float], variant: str) -> tuple[float, ...]:
 
 
 def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: Sequence[float],
-                    variants: Iterable[str] = VARIANTS) -> list[Instance]:
-    """Match, Dice and ASD of every reference label; arrays indexed (z, y, x) as SimpleITK returns them."""
+                    variants: Iterable[str] = VARIANTS, joint: np.ndarray | None = None) -> list[Instance]:
+    """Match, Dice and ASD of every reference label; arrays indexed (z, y, x) as SimpleITK returns them
+    (`joint`: their `joint_counts(..., 256)`, when already counted)."""
     if reference.shape != prediction.shape:
         raise ValueError(f"reference {reference.shape} and prediction {prediction.shape} differ in shape")
     for values in (reference, prediction):
         if values.size and (values.min() < 0 or values.max() >= _MAX_VALUE):
             raise ValueError("label values must lie in 0..255; check them against the label table first")
     reference, prediction = reference.astype(np.int16, copy=False), prediction.astype(np.int16, copy=False)
-    joint = joint_counts(reference, prediction, _MAX_VALUE)  # one pass: the overlap of every pair of labels
+    if joint is None:
+        joint = joint_counts(reference, prediction, _MAX_VALUE)  # one pass: the overlap of every pair of labels
     ref_sizes = joint.sum(1)
     variants = tuple(variants)
     matched = []
@@ -114,18 +116,19 @@ def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: 
     wanted = bool(variants) and any(m for _, m, _ in matched)
     ref_borders = BorderSet(reference, connectivity=3) if wanted else None
     pred_borders = BorderSet(prediction, connectivity=3) if wanted else None
-    instances = []
-    for label, match, dice in matched:
-        asd = {}
-        for variant in variants:
-            if not match:
-                asd[variant] = math.nan
-                continue
-            to_ref, to_pred = symmetric_distances(ref_borders, label, pred_borders, match,
-                                                  sampling(spacing_xyz, variant))
-            asd[variant] = float(np.concatenate([to_ref, to_pred]).mean())
-        instances.append(Instance(label, instance_kind(label), match, dice, asd))
-    return instances
+    asd = {label: dict.fromkeys(variants, math.nan) for label, _, _ in matched}
+    by_match: dict[int, list[int]] = {}
+    for label, match, _ in matched:
+        if match:
+            by_match.setdefault(match, []).append(label)
+    for variant in variants:
+        spacing = sampling(spacing_xyz, variant)
+        for match, labels in by_match.items():  # the instances matched to one label: their far points at once
+            to_pred = distances_to([ref_borders.points[label] for label in labels], pred_borders, match, spacing)
+            for label, there in zip(labels, to_pred):
+                back = directed_distances(pred_borders, match, ref_borders, label, spacing)
+                asd[label][variant] = float(np.concatenate([back, there]).mean())
+    return [Instance(label, instance_kind(label), match, dice, asd[label]) for label, match, dice in matched]
 
 
 def _mean(values: list[float]) -> float:

@@ -25,10 +25,10 @@ import torch
 
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
 from .challenge import Instance, scan_metrics, score_images, score_instances
-from .dice import dice, joint_counts
+from .dice import dice, grouped, joint_counts
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
-from .labels import BACKGROUND, FOREGROUND, STRUCTURES
+from .labels import BACKGROUND, FOREGROUND, STRUCTURES, structure_lut
 from .models import autocast, build_model, sliding_window_logits
 from .numbering import renumbered, to_spider_values
 from .postprocess import chosen_cleanup, cleanup
@@ -100,15 +100,20 @@ def _validation_entry(run_dir: Path, iteration: int | None) -> dict:
 
 # ---------------------------------------------------------------- metrics
 def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx,
-                      reference_borders: BorderSet | None = None) -> dict[str, float]:
+                      reference_borders: BorderSet | None = None, joint: np.ndarray | None = None
+                      ) -> dict[str, float]:
     """Dice, HD95 and ASSD (mm) per structure; distances are NaN when a side is empty.
 
     The same numbers as MONAI's `compute_hausdorff_distance(percentile=95)` and symmetric
     `compute_average_surface_distance` (edges by erosion with face connectivity, the 95th percentile of each
     direction, the larger of the two), with every border computed once and cropped to the objects.
+    `reference_borders` (the reference's `BorderSet`, connectivity 1) and `joint` (the structures' joint counts)
+    may come from the caller when it has them already.
     """
-    ref_borders, pred_borders = BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1)
-    joint = joint_counts(reference, prediction, len(STRUCTURES))
+    ref_borders = reference_borders if reference_borders is not None else BorderSet(reference, connectivity=1)
+    pred_borders = BorderSet(prediction, connectivity=1)
+    if joint is None:
+        joint = joint_counts(reference, prediction, len(STRUCTURES))
     out = {}
     for index, name in enumerate(STRUCTURES):
         if index == BACKGROUND:
@@ -142,12 +147,13 @@ def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, si
     ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
     ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
     spacing = numpy_order(reference.GetSpacing())
-    ref_borders = BorderSet(ref, connectivity=1)
-    row = structure_metrics(ref, pred, spacing, ref_borders)
-    row["seed_style"] = seed_style_score(ref_spider, spider_array)
+    joint = joint_counts(ref_spider, spider_array, 256)  # one count serves the seed, the instances, the structures
+    ref_borders = BorderSet(ref, connectivity=1, keep_maps=True)  # its maps serve the raw and the cleaned metrics
+    row = structure_metrics(ref, pred, spacing, ref_borders, grouped(joint, structure_lut()))
+    row["seed_style"] = seed_style_score(ref_spider, spider_array, joint=joint)
     cleaned = structure_metrics(ref, cleanup(pred), spacing, ref_borders)
     row.update({f"clean_{k}": v for k, v in cleaned.items()})
-    instances = score_instances(ref_spider, spider_array, reference.GetSpacing())
+    instances = score_instances(ref_spider, spider_array, reference.GetSpacing(), joint=joint)
     row.update(scan_metrics(instances, "challenge"))
     row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
     return row, spider, instances

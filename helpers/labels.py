@@ -50,10 +50,23 @@ def structure_of(value: int) -> str:
 
 def to_structures(mask: np.ndarray) -> np.ndarray:
     """Map an array of SPIDER labels to structure indices (0 background, 1 vertebra, 2 disc, 3 canal)."""
-    bad = unknown_labels(np.unique(mask))
-    if bad:
+    mask = np.asarray(mask)
+    values = mask if np.issubdtype(mask.dtype, np.integer) else mask.astype(np.int64)
+    inside = not values.size or (values.min() >= 0 and values.max() <= _MAX_LABEL)
+    structures = _LUT[values] if inside else None  # one lookup; -1 marks a value that is not a label
+    if structures is None or (structures < 0).any():
+        bad = unknown_labels(np.unique(mask))
         raise ValueError(f"unknown label values {bad}; SPIDER uses 0, 1-25, 100, 101-125, 201-225")
-    return _LUT[mask.astype(np.int64)].astype(np.uint8)
+    return structures.astype(np.uint8)
+
+
+def structure_lut(size: int = 256) -> np.ndarray:
+    """Structure index of every value below `size`; values that are not labels map to background (a checked
+    mask never holds them)."""
+    lut = np.zeros(size, np.int64)
+    known = _LUT[: min(size, _MAX_LABEL + 1)]
+    lut[: len(known)] = np.maximum(known, 0)
+    return lut
 
 
 def level_of(value: int) -> int:

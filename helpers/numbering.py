@@ -73,6 +73,15 @@ def _lut(values: np.ndarray) -> np.ndarray:
 def number_array(structures: np.ndarray) -> np.ndarray:
     """SPIDER values from a structure map in canonical PIR array order (axis 1 runs superior -> inferior)."""
     out = np.zeros(structures.shape, np.int16)
+    found = ndimage.find_objects((structures != 0).view(np.uint8))
+    if found:  # number within the bounding box of the structures: the same numbers, fewer voxels to label
+        out[found[0]] = _number_box(structures[found[0]])
+    return out
+
+
+def _number_box(structures: np.ndarray) -> np.ndarray:
+    """`number_array` on a crop: rows only compared with each other, so any crop along axis 1 gives the same."""
+    out = np.zeros(structures.shape, np.int16)
     out[structures == CANAL] = CANAL_LABEL
     comps, sizes, centre, span = _components(structures == VERTEBRA)
     owner = _vertebra_levels(sizes, centre, span)

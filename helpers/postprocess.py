@@ -27,16 +27,21 @@ def cleanup(structures: np.ndarray, which: Iterable[int] = (VERTEBRA, DISC, CANA
     of at least `min_fraction` of their largest; only the structures in `which` are touched."""
     out = structures.copy()
     for value in which:
-        comps, n = ndimage.label(structures == value)
+        found = ndimage.find_objects((structures == value).view(np.uint8))
+        if not found:
+            continue
+        box = found[0]  # the structure's bounding box: labelling and lookups touch only it
+        comps, n = ndimage.label(structures[box] == value)
         if n <= 1:
             continue
         sizes = np.bincount(comps.ravel())[1:]
-        keep = np.zeros(n + 1, bool)  # component index -> kept; one lookup instead of a search per component
+        drop = np.zeros(n + 1, bool)  # component index -> removed; one lookup instead of a search per component
         if value == CANAL:
-            keep[np.argmax(sizes) + 1] = True
+            drop[1:] = True
+            drop[np.argmax(sizes) + 1] = False
         else:
-            keep[1:] = sizes >= min_fraction * sizes.max()
-        out[(comps > 0) & ~keep[comps]] = BACKGROUND
+            drop[1:] = sizes < min_fraction * sizes.max()
+        out[box][drop[comps]] = BACKGROUND
     return out
 
 

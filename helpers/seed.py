@@ -63,9 +63,11 @@ def ct_window(values: np.ndarray) -> np.ndarray:
 
 
 def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray,
-                     max_level: int = SEED_MAX_LEVEL) -> float:
-    """The seed's number: one mean Dice over its 20 instance classes, background included."""
-    joint = joint_counts(reference_spider, prediction_spider, 256)  # SPIDER values lie below 256
+                     max_level: int = SEED_MAX_LEVEL, joint: np.ndarray | None = None) -> float:
+    """The seed's number: one mean Dice over its 20 instance classes, background included (`joint`: the two
+    arrays' `joint_counts(..., 256)`, when already counted)."""
+    if joint is None:
+        joint = joint_counts(reference_spider, prediction_spider, 256)  # SPIDER values lie below 256
     scores = [dice(joint, value) for value in instance_classes(max_level)]
     return float(np.nanmean(scores))  # classes absent from both sides are left out
 

@@ -1,14 +1,20 @@
-"""Borders and surface distances of label maps, fast: every label's border in one pass, distances by KD-tree.
+"""Borders and surface distances of label maps, fast: every label's border in one pass, distances by local search,
+cropped distance maps or KD-trees.
 
 A border voxel is a voxel of a label with at least one neighbour (6 for connectivity 1, 26 for full
 connectivity 3) that is not that label, or that lies outside the image: exactly `mask ^ binary_erosion(mask,
 generate_binary_structure(3, connectivity))` with scipy's default border value, for every label at once.
 Distances from border voxels to the nearest border voxel of another object are exact Euclidean distances in
-mm, the numbers a distance transform of the whole image gives, computed in two steps: first a search of
-the voxels around each point in order of distance (most border points of a fair prediction lie within a few
-voxels of the other border), then, for the points left, the cheaper of a KD-tree over the target's border
-points (few points) or an exact distance map (Maurer's algorithm, SimpleITK) cropped to the bounding box of
-both sets (many points far away: a scattered or bloated prediction, where a KD-tree slows down).
+mm, the numbers a distance transform of the whole image gives, computed in two steps:
+
+1. a search of the voxels around each point in order of distance: most border points of a fair prediction
+   lie within a few voxels of the other border. It gives up after the first voxel around when most points
+   are still unresolved (a scattered or bloated prediction), so it never costs more than a few passes;
+2. the points left: only the target voxels that can be the nearest to one of them are kept (those within
+   an upper bound of their distance), then the cheaper of an exact distance map (Maurer's algorithm,
+   SimpleITK; about 20 ns a voxel) over the bounding box of both sets, or a KD-tree over those target
+   voxels (a few microseconds a far point). A `BorderSet` made with `keep_maps=True` keeps its maps for
+   the next pair that needs the same target (a prediction raw, then cleaned).
 
 Used by notebook 06 (through helpers.evaluate).
 """
@@ -16,6 +22,7 @@ Used by notebook 06 (through helpers.evaluate).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import SimpleITK as sitk
@@ -24,8 +31,12 @@ from scipy.spatial import cKDTree
 from .axes import sitk_order
 
 WORKERS = -1  # KD-tree queries on every core
-MAP_SHARE = 1 / 40  # a distance map pays off once the points to measure exceed this share of its voxels
-NEAR_VOXELS = 2  # the first step searches up to this many voxels along the coarsest axis
+NEAR_VOXELS = 2  # the local search looks up to this many voxels along the coarsest axis
+NEAR_GIVE_UP = 0.5  # ... and stops after the first voxel around when more than this share is still unresolved
+# what the far points cost, measured on 2 cores (ns): a distance map per voxel of its box, a KD-tree per point
+# it holds (built once per label and spacing) and per far point it answers
+MAP_NS, TREE_BUILD_NS, TREE_QUERY_NS = 21, 80, 2400
+FAR_METHOD: str | None = None  # "map" or "tree" forces one (tests); None: whichever costs less
 
 
 def _bounding_box(nonzero: np.ndarray) -> tuple[slice, ...] | None:
@@ -74,56 +85,129 @@ def border_mask(labels: np.ndarray, connectivity: int = 3) -> np.ndarray:
 
 def label_borders(labels: np.ndarray, connectivity: int = 3) -> dict[int, np.ndarray]:
     """Border voxel coordinates (array order, int) of every nonzero label, computed once for all labels."""
-    box = _bounding_box(labels != 0)
-    if box is None:
-        return {}
-    crop = labels[box]
-    border = border_mask(crop, connectivity)
-    coords = np.argwhere(border) + np.array([s.start for s in box])
-    values = crop[border]
-    order = np.argsort(values, kind="stable")
-    values, coords = values[order], coords[order]
-    cuts = np.flatnonzero(np.diff(values)) + 1
-    return {int(group[0]): pts for group, pts in zip(np.split(values, cuts), np.split(coords, cuts))}
+    return BorderSet(labels, connectivity).points
+
+
+def _extent(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last voxel of a point set, one axis at a time (faster than min(0) on an (n, 3) array)."""
+    return (np.array([points[:, a].min() for a in range(points.shape[1])]),
+            np.array([points[:, a].max() for a in range(points.shape[1])]))
+
+
+def _in_box(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Which points lie in the box [low, high] (inclusive), one axis at a time."""
+    keep = np.ones(len(points), bool)
+    for axis in range(points.shape[1]):
+        column = points[:, axis]
+        keep &= (column >= low[axis]) & (column <= high[axis])
+    return keep
 
 
 class BorderSet:
-    """Border points of every label of one map, with one KD-tree per label and spacing, built on demand."""
+    """The border voxels of every label of one map, computed once: as points per label (array order), and as
+    an image of border labels padded by PAD voxels (0 elsewhere), where a local search or a crop reads them.
+    KD-trees per label and spacing are built on demand; with `keep_maps`, the distance maps made for a label
+    are kept for the next pair that needs the same target (a prediction raw, then cleaned)."""
 
-    def __init__(self, labels: np.ndarray, connectivity: int = 3):
-        self.points = label_borders(labels, connectivity)
-        self.box = {label: (pts.min(0), pts.max(0)) for label, pts in self.points.items()}  # first, last voxel
+    PAD = 4  # room around the image for the local search's offsets
+
+    def __init__(self, labels: np.ndarray, connectivity: int = 3, keep_maps: bool = False):
+        self.grid = np.zeros(tuple(n + 2 * self.PAD for n in labels.shape), np.int16)
+        self.strides = np.array([int(np.prod(self.grid.shape[a + 1:])) for a in range(labels.ndim)])
+        self.points, self.box = {}, {}
+        box = _bounding_box(labels != 0)
+        if box is not None:
+            crop = labels[box]
+            border = border_mask(crop, connectivity)
+            inner = tuple(slice(s.start + self.PAD, s.stop + self.PAD) for s in box)
+            self.grid[inner][border] = crop[border]
+            coords = np.argwhere(border) + np.array([s.start for s in box])
+            values = crop[border]
+            order = np.argsort(values, kind="stable")
+            values, coords = values[order], coords[order]
+            cuts = np.flatnonzero(np.diff(values)) + 1
+            for group, pts in zip(np.split(values, cuts), np.split(coords, cuts)):
+                self.points[int(group[0])] = pts
+                self.box[int(group[0])] = _extent(pts)  # first, last voxel
+        self.keep_maps = keep_maps
         self._trees: dict[tuple, cKDTree] = {}
+        self._maps: dict[tuple, tuple[np.ndarray, np.ndarray, sitk.Image]] = {}
+
+    def flat(self, points: np.ndarray) -> np.ndarray:
+        """Index of each point in the padded grid, flattened."""
+        return (points + self.PAD) @ self.strides
+
+    def points_in(self, label: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Border points of `label` in the box [low, high], read from the grid or filtered, whichever is less work."""
+        pts = self.points[label]
+        if float(np.prod(high - low + 1)) > 8 * len(pts):
+            return pts[_in_box(pts, low, high)]
+        window = tuple(slice(a + self.PAD, b + self.PAD + 1) for a, b in zip(low, high))
+        return np.argwhere(self.grid[window] == label) + low
 
     def scaled(self, label: int, sampling: Sequence[float]) -> np.ndarray:
         """Border points of `label` in mm for the given spacing per array axis."""
         return self.points[label] * np.asarray(sampling, dtype=np.float64)
 
+    def has_tree(self, label: int, sampling: Sequence[float]) -> bool:
+        return (label, tuple(float(s) for s in sampling)) in self._trees
+
     def tree(self, label: int, sampling: Sequence[float]) -> cKDTree:
         key = (label, tuple(float(s) for s in sampling))
         if key not in self._trees:
-            self._trees[key] = cKDTree(self.scaled(label, sampling), leafsize=32)
+            self._trees[key] = _tree(self.scaled(label, sampling))
         return self._trees[key]
 
+    def kept_map(self, label: int, sampling: Sequence[float], low: np.ndarray, high: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, sitk.Image] | None:
+        """A kept (first voxel, distance map, its image) of `label` covering [low, high], if there is one."""
+        kept = self._maps.get((label, tuple(float(s) for s in sampling)))
+        if kept is not None and np.all(low >= kept[0]) and np.all(high < kept[0] + kept[1].shape):
+            return kept
+        return None
 
-def distance_map(points: np.ndarray, low: np.ndarray, shape: Sequence[int], sampling: Sequence[float]) -> np.ndarray:
-    """Exact distance (mm) from every voxel of the box starting at `low` with `shape` to the nearest of `points`."""
+    def field(self, label: int, sampling: Sequence[float], low: np.ndarray, high: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
+        """(first voxel, distance map, its image) over a box holding [low, high] and every border voxel of `label`."""
+        kept = self.kept_map(label, sampling, low, high)
+        if kept is not None:
+            return kept
+        goal_low, goal_high = self.box[label]
+        start, stop = np.minimum(low, goal_low), np.maximum(high, goal_high)
+        values, image = distance_map(self.points[label], start, stop - start + 1, sampling)
+        if self.keep_maps:
+            self._maps[(label, tuple(float(s) for s in sampling))] = (start, values, image)
+        return start, values, image
+
+
+def _tree(points_mm: np.ndarray) -> cKDTree:
+    """A KD-tree for far queries to a surface: unbalanced, uncompacted, 64 points a leaf (2-3 times faster to
+    build and to query than scipy's defaults on border voxels; the distances are the same)."""
+    return cKDTree(points_mm, leafsize=64, balanced_tree=False, compact_nodes=False)
+
+
+def distance_map(points: np.ndarray, low: np.ndarray, shape: Sequence[int], sampling: Sequence[float]
+                 ) -> tuple[np.ndarray, sitk.Image]:
+    """Exact distance (mm) from every voxel of the box starting at `low` with `shape` to the nearest of `points`,
+    as a view into the SimpleITK image returned with it (keep the image while the view is read). The points
+    themselves are at 0 or below (a signed map: read it through `np.maximum(..., 0)`)."""
     mask = np.zeros(tuple(int(n) for n in shape), np.uint8)
     mask[tuple((points - low).T)] = 1
     image = sitk.GetImageFromArray(mask)
     image.SetSpacing(tuple(float(s) for s in sitk_order(sampling)))
     signed = sitk.SignedMaurerDistanceMap(image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True)
-    return np.maximum(sitk.GetArrayViewFromImage(signed), 0)  # the points themselves (inside) are at 0
+    return sitk.GetArrayViewFromImage(signed), signed
 
 
-def _near_offsets(sampling: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@lru_cache(maxsize=16)
+def _near_offsets(sampling: tuple[float, ...], near_voxels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets (voxels) within radius R, nearest first, their distances (mm) and the half-widths of their box.
 
-    R is NEAR_VOXELS x the coarsest spacing, but no more than NEAR_VOXELS + 1 voxels along any axis, so every
+    R is `near_voxels` x the coarsest spacing, but no more than near_voxels + 1 voxels along any axis, so every
     offset outside the box lies at R or farther: a hit among them is the nearest voxel."""
     spacing = np.asarray(sampling, dtype=np.float64)
-    half = np.minimum(np.floor(NEAR_VOXELS * spacing.max() / spacing), NEAR_VOXELS + 1).astype(int)
-    radius = min(NEAR_VOXELS * spacing.max(), float(((half + 1) * spacing).min()))
+    half = np.minimum(np.floor(near_voxels * spacing.max() / spacing), near_voxels + 1).astype(int)
+    radius = min(near_voxels * spacing.max(), float(((half + 1) * spacing).min()))
     grid = np.stack(np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij"), -1).reshape(-1, len(half))
     dist = np.sqrt(((grid * spacing) ** 2).sum(1))
     near = dist <= radius
@@ -131,38 +215,81 @@ def _near_offsets(sampling: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np
     return grid[near][keep], dist[near][keep], half
 
 
+def near_distances(points: np.ndarray, target: BorderSet, label: int, sampling: Sequence[float]) -> np.ndarray:
+    """Distance (mm) of each point whose nearest border voxel of `label` lies within the local search, inf for
+    the others. Nearest offsets first, so the first hit is the nearest voxel."""
+    out = np.full(len(points), np.inf)
+    offsets, dist, half = _near_offsets(tuple(float(s) for s in sampling), min(NEAR_VOXELS, BorderSet.PAD - 1))
+    goal_low, goal_high = target.box[label]
+    todo = np.flatnonzero(_in_box(points, goal_low - half, goal_high + half))  # the others are farther
+    flat, steps, grid = target.flat(points[todo]), offsets @ target.strides, target.grid.ravel()
+    first_shell, searched = max(sampling), len(todo)
+    for step, d in zip(steps, dist):
+        if not todo.size or (d > first_shell and len(todo) > NEAR_GIVE_UP * searched):
+            break  # done, or mostly far points: a map or a tree measures them at once
+        hit = grid[flat + step] == label
+        out[todo[hit]] = d
+        todo, flat = todo[~hit], flat[~hit]
+    return out
+
+
+def _reach(low: np.ndarray, high: np.ndarray, goal: np.ndarray, spacing: np.ndarray) -> float:
+    """An upper bound (mm) of the distance from any voxel of the box [low, high] to its nearest goal voxel: the
+    distance from the box's centre to a goal voxel near it, plus half the box's diagonal."""
+    centre = (low + high) / 2
+    sample = goal[:: max(1, len(goal) // 4096)]  # any goal voxels give an upper bound; a few thousand suffice
+    to_goal = np.sqrt((((sample - centre) * spacing) ** 2).sum(1).min())
+    return float(to_goal + np.sqrt((((high - low) / 2 * spacing) ** 2).sum()))
+
+
+def far_distances(points: np.ndarray, target: BorderSet, label: int, sampling: Sequence[float]) -> np.ndarray:
+    """Exact distance (mm) from each point to the nearest border voxel of `label`, by a distance map or a KD-tree
+    over the target voxels that can be the nearest to one of the points, whichever costs less."""
+    spacing = np.asarray(sampling, dtype=np.float64)
+    goal_low, goal_high = target.box[label]
+    low, high = _extent(points)
+    margin = np.floor(_reach(low, high, target.points[label], spacing) / spacing).astype(int) + 1
+    crop_low, crop_high = np.maximum(low - margin, goal_low), np.minimum(high + margin, goal_high)
+    whole = bool(np.all(crop_low == goal_low) and np.all(crop_high == goal_high))
+    # target voxels beyond the margin lie farther from every point than the bound: never the nearest
+    goal = target.points[label] if whole else target.points_in(label, crop_low, crop_high)
+    start, stop = np.minimum(low, crop_low), np.maximum(high, crop_high)
+    kept = whole and target.kept_map(label, sampling, low, high) is not None
+    map_ns = 0 if kept else MAP_NS * float(np.prod(stop - start + 1))
+    built = whole and target.has_tree(label, sampling)
+    tree_ns = TREE_QUERY_NS * len(points) + (0 if built else TREE_BUILD_NS * len(goal))
+    if FAR_METHOD == "map" or (FAR_METHOD is None and map_ns < tree_ns):
+        if whole:
+            start, values, image = target.field(label, sampling, low, high)
+        else:
+            values, image = distance_map(goal, start, stop - start + 1, sampling)
+        index = (points - start) @ np.array([int(np.prod(values.shape[a + 1:])) for a in range(values.ndim)])
+        found = np.maximum(values.ravel()[index], 0).astype(np.float64)
+        del image  # it holds the memory `values` views: released only once read
+        return found
+    tree = target.tree(label, sampling) if whole else _tree(goal * spacing)
+    return tree.query(points * spacing, workers=WORKERS)[0]
+
+
+def distances_to(sources: list[np.ndarray], target: BorderSet, label: int, sampling: Sequence[float]
+                 ) -> list[np.ndarray]:
+    """Distance (mm) from each point of every set in `sources` to the nearest border voxel of `label`: the far
+    points of all sets measured together, by one map or tree (several instances matched to one label)."""
+    out = [near_distances(points, target, label, sampling) for points in sources]
+    rest = [np.flatnonzero(np.isinf(d)) for d in out]
+    if sum(len(r) for r in rest):
+        far_points = [p if len(r) == len(p) else p[r] for p, r in zip(sources, rest)]
+        far = far_distances(np.concatenate(far_points) if len(far_points) > 1 else far_points[0], target, label,
+                            sampling)
+        for d, r, part in zip(out, rest, np.split(far, np.cumsum([len(r) for r in rest])[:-1])):
+            d[r] = part
+    return out
+
+
 def directed_distances(source: BorderSet, source_label: int, target: BorderSet, target_label: int,
                        sampling: Sequence[float]) -> np.ndarray:
     """Distance (mm) from each border voxel of `source_label` to the nearest border voxel of `target_label`."""
-    points, goal = source.points[source_label], target.points[target_label]
-    offsets, dist, half = _near_offsets(sampling)
-    (goal_low, goal_high), (source_low, source_high) = target.box[target_label], source.box[source_label]
-    low = goal_low - half
-    shape = goal_high + half - low + 1
-    mask = np.zeros(shape, bool)
-    mask[tuple((goal - low).T)] = True
-    out = np.full(len(points), np.inf)
-    inside = np.all((points >= low + half) & (points < low + shape - half), axis=1)  # the others are farther
-    todo = np.flatnonzero(inside)
-    flat = np.ravel_multi_index(tuple((points[todo] - low).T), shape)
-    steps = np.ravel_multi_index(tuple((offsets + half).T), shape) - np.ravel_multi_index(tuple(half), shape)
-    found = mask.ravel()
-    for step, d in zip(steps, dist):  # nearest offsets first: the first hit is the nearest border voxel
-        if not todo.size:
-            break
-        hit = found[flat + step]
-        out[todo[hit]] = d
-        todo, flat = todo[~hit], flat[~hit]
-    rest = np.flatnonzero(np.isinf(out))
-    if rest.size:
-        far = points[rest]
-        low = np.minimum(source_low, goal_low)  # the source's box holds the far points: no search over them
-        shape = np.maximum(source_high, goal_high) - low + 1
-        if len(far) > MAP_SHARE * float(np.prod(shape)):
-            out[rest] = distance_map(goal, low, shape, sampling)[tuple((far - low).T)]
-        else:
-            out[rest] = target.tree(target_label, sampling).query(far * np.asarray(sampling), workers=WORKERS)[0]
-    return out
+    return distances_to([source.points[source_label]], target, target_label, sampling)[0]
 
 
 def symmetric_distances(a: BorderSet, a_label: int, b: BorderSet, b_label: int,

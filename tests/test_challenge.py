@@ -154,11 +154,11 @@ def challenge_by_hand(ref, pred, sampling):
     return out
 
 
-@pytest.mark.parametrize("near, map_share", [(2, surface.MAP_SHARE), (0, 1e9), (0, 0.0)],
+@pytest.mark.parametrize("near, far_method", [(2, None), (0, "tree"), (0, "map")],
                          ids=["as configured", "KD-tree only", "distance maps only"])
-def test_fast_scoring_equals_the_rules_written_out(small_dataset, monkeypatch, near, map_share):
+def test_fast_scoring_equals_the_rules_written_out(small_dataset, monkeypatch, near, far_method):
     monkeypatch.setattr(surface, "NEAR_VOXELS", near)
-    monkeypatch.setattr(surface, "MAP_SHARE", map_share)
+    monkeypatch.setattr(surface, "FAR_METHOD", far_method)
     rng = np.random.default_rng(0)
     for path in masks(small_dataset)[::2]:
         mask = sitk.ReadImage(str(path))

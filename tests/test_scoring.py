@@ -1,0 +1,98 @@
+"""What `evaluate` measures for one series (`score_series`) on bad predictions, against the rules written out the
+slow way: whole-image erosions and distance transforms (scipy), no crops, no local search, nothing reused."""
+
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from helpers.bench import bloated, fragmented
+from helpers.challenge import CHALLENGE_METRICS, Instance, instance_kind, scan_metrics
+from helpers.evaluate import score_series
+from helpers.labels import STRUCTURES, to_structures
+from helpers.numbering import to_spider_values
+from helpers.seed import instance_classes
+
+from .test_challenge import challenge_by_hand, masks
+
+DISTANCE_REL = 1e-4  # SimpleITK's distance maps with anisotropic spacing agree with scipy's to about 1e-5
+
+
+def borders_apart(a, b, sampling, connectivity):
+    """(distances from b's border voxels to a's border, from a's border voxels to b's), whole image."""
+    footprint = ndimage.generate_binary_structure(3, connectivity)
+    border_a, border_b = a ^ ndimage.binary_erosion(a, footprint), b ^ ndimage.binary_erosion(b, footprint)
+    return (ndimage.distance_transform_edt(~border_a, sampling=sampling)[border_b],
+            ndimage.distance_transform_edt(~border_b, sampling=sampling)[border_a])
+
+
+def cleaned_by_hand(structures, min_fraction=0.1):
+    """Largest canal component; vertebra and disc components of at least min_fraction of their largest."""
+    out = structures.copy()
+    for value in (1, 2, 3):
+        comps, n = ndimage.label(structures == value)
+        sizes = [int((comps == i).sum()) for i in range(1, n + 1)]
+        for i, size in enumerate(sizes, 1):
+            if (value == 3 and i != 1 + int(np.argmax(sizes))) or (value != 3 and size < min_fraction * max(sizes)):
+                out[comps == i] = 0
+    return out
+
+
+def semantic_by_hand(ref, pred, sampling):
+    out = {}
+    for index, name in enumerate(STRUCTURES[1:], 1):
+        a, b = ref == index, pred == index
+        out[f"dice_{name}"] = 2 * (a & b).sum() / (a.sum() + b.sum()) if a.any() or b.any() else math.nan
+        out[f"hd95_{name}"] = out[f"assd_{name}"] = math.nan
+        if a.any() and b.any():
+            to_ref, to_pred = borders_apart(a, b, sampling, 1)
+            out[f"hd95_{name}"] = max(np.percentile(to_ref, 95), np.percentile(to_pred, 95))
+            out[f"assd_{name}"] = np.concatenate([to_ref, to_pred]).mean()
+    return out
+
+
+def seed_by_hand(ref_spider, pred_spider):
+    scores = []
+    for value in instance_classes():
+        a, b = ref_spider == value, pred_spider == value
+        scores.append(2 * (a & b).sum() / (a.sum() + b.sum()) if a.any() or b.any() else math.nan)
+    return np.nanmean(scores)
+
+
+def challenge_row_by_hand(ref_spider, pred_spider, spacing_xyz):
+    """The challenge's figures in both variants: the challenge's spacing (x, y, z on z, y, x arrays), then the
+    corrected one."""
+    by_variant = {v: challenge_by_hand(ref_spider, pred_spider, s)
+                  for v, s in (("challenge", spacing_xyz), ("corrected", spacing_xyz[::-1]))}
+    instances = [Instance(label, instance_kind(label), match, dice, {v: by_variant[v][label][2] for v in by_variant})
+                 for label, (match, dice, _) in by_variant["challenge"].items()]
+    row = scan_metrics(instances, "challenge")
+    row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
+    return row
+
+
+@pytest.mark.parametrize("kind", ["scattered", "bloated"])
+def test_a_bad_prediction_scores_what_the_rules_written_out_give(small_dataset, kind):
+    mask = sitk.ReadImage(str(masks(small_dataset)[0]))
+    ref_spider = sitk.GetArrayFromImage(mask)
+    ref = to_structures(ref_spider)
+    moved, rng = np.roll(ref, (1, 1), (1, 2)), np.random.default_rng(4)
+    pred = fragmented(moved, rng, 0.02) if kind == "scattered" else bloated(moved, rng, smooth=1.5)
+    predicted = sitk.GetImageFromArray(pred)
+    predicted.CopyInformation(mask)
+
+    row, spider, _ = score_series(mask, predicted)
+
+    pred_spider = sitk.GetArrayFromImage(to_spider_values(predicted))
+    assert np.array_equal(sitk.GetArrayFromImage(spider), pred_spider)
+    sampling = mask.GetSpacing()[::-1]
+    expected = semantic_by_hand(ref, pred, sampling)
+    expected.update({f"clean_{k}": v for k, v in semantic_by_hand(ref, cleaned_by_hand(pred), sampling).items()})
+    expected["seed_style"] = seed_by_hand(ref_spider, pred_spider)
+    expected.update(challenge_row_by_hand(ref_spider, pred_spider, mask.GetSpacing()))
+    assert set(expected) <= set(row) and len(expected) == 3 * 3 * 2 + 1 + 2 * len(CHALLENGE_METRICS)
+    for name, value in expected.items():
+        distance = any(part in name for part in ("hd95", "assd", "ASD"))
+        assert row[name] == pytest.approx(value, rel=DISTANCE_REL if distance else 1e-12, nan_ok=True), (kind, name)
