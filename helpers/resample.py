@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
-from .labels import unknown_labels
+from .labels import unknown_labels, values_present
 from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
     NORMALISATION_PERCENTILES,
@@ -151,7 +151,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     if mask is None:
         raise DataError(series.image, "has no mask; skipped")
     mask_arr = sitk.GetArrayViewFromImage(mask)
-    bad = unknown_labels(np.unique(mask_arr))
+    bad = unknown_labels(values_present(mask_arr))
     if bad:
         raise DataError(series.mask, f"unknown label values {bad}; skipped")
     if not mask_arr.any():
@@ -172,7 +172,7 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
               "original": geometry(image), "resampled": geometry(out_img), "normalisation": norm,
-              "labels_present": [int(v) for v in np.unique(sitk.GetArrayViewFromImage(out_lab))],
+              "labels_present": values_present(sitk.GetArrayViewFromImage(out_lab)),
               "settings": settings.key(), "source": _source_signature(series),
               "source_image": str(series.image), "source_mask": str(series.mask)}
     write_text_atomic(out / "records" / f"{series.stem}.json", json.dumps(record, indent=1))
