@@ -163,11 +163,12 @@ def inference_worker(run_dir: str, images: list[str]) -> dict:
 
 def _recipe(name: str):
     """(preprocessing settings, training options) of the kit's recipe or the seed's (same model size)."""
+    from .profiles import PROFILES
     from .resample import ResampleSettings
     from .seed import SEED_PREPROCESSING, SEED_TRAINING
 
-    if name == "kit":
-        return ResampleSettings(), {}
+    if name == "kit":  # the smoke profile's grid and recipe
+        return ResampleSettings(min_inplane_mm=PROFILES["smoke"].inplane_mm), {}
     return ResampleSettings(**SEED_PREPROCESSING), dict(SEED_TRAINING)
 
 

@@ -50,10 +50,12 @@ def _run_notebooks(args) -> None:
 
 
 def _resample(args) -> None:
+    from .profiles import get_profile
     from .resample import ResampleSettings, resample_dataset
 
     spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
-    settings = ResampleSettings(mode=args.mode, spacing=spacing, labels=args.labels)
+    settings = ResampleSettings(mode=args.mode, spacing=spacing, labels=args.labels,
+                                min_inplane_mm=get_profile(args.profile).inplane_mm)
     print(resample_dataset(args.data_dir, args.out, settings, workers=args.workers))
 
 
@@ -202,6 +204,8 @@ def _data_commands(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder, outside the raw data")
     p.add_argument("--mode", choices=["spacing", "fixed_size"], default="spacing")
     p.add_argument("--spacing", help="LR,SI,AP in mm (default: chosen from the data)")
+    p.add_argument("--profile", default="smoke", choices=["smoke", "gpu", "full"],
+                   help="the profile to train with: its in-plane grid floor (smoke 1.6 mm, gpu and full 1 mm)")
     p.add_argument("--labels", choices=["structures", "instances"], default="structures")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_resample)

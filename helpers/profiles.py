@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .resample import MIN_INPLANE_MM
+
 # UNETR cuts its input into 16 x 16 x 16 cubes (fixed in MONAI) and decodes from that grid: a structure
 # much thinner than a cube is seen only by the first convolution. So each profile's data must put the
 # thinnest structure (the canal, ~12-16 mm front to back; a disc, ~8-12 mm high) across several voxels:
 # in-plane spacing near 1 mm. See README.md, "The training recipe, and why the first smoke model never found
-# the canal".
+# the canal". The smoke profile's patch is only 64 voxels high (a CPU step's cost), so its grid is coarser
+# (1.6 mm): the patch then spans ~100 mm, about three vertebral levels as the gpu profile's 128 voxels at 1 mm,
+# and a disc is still 5-7 voxels high, the canal 7-10 voxels deep.
 
 
 LOSSES = ("dicece", "dicefocal", "dice")  # built by helpers.train.build_loss
@@ -39,6 +43,7 @@ class Profile:
     # (abdomen, muscle, air) as often as two structures, so the network learns what is not spine
     class_ratios: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
     loss: str = "dicece"  # one of LOSSES
+    inplane_mm: float = MIN_INPLANE_MM  # in-plane spacing floor of its data (ResampleSettings.min_inplane_mm)
 
 
 SMALL_UNETR = {"feature_size": 16, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
@@ -48,10 +53,11 @@ PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            "smoke", "CPU, small synthetic data at ~1.2 mm in-plane, a few hundred iterations: a working model",
+            "smoke", "CPU, small synthetic data resampled to 1.6 mm in-plane, 1,000 iterations: a working model",
             synth_patients=8, synth_scale=0.5, patch_size=(16, 64, 64), batch_size=2, samples_per_volume=1,
             max_iterations=1000, val_every=200, model=SMALL_UNETR,
             lr=3e-3,  # a narrow network and a thousand small steps: a large step, with warmup, is stable (README.md)
+            inplane_mm=1.6,  # ~100 mm of context in a 64-voxel patch (see above; README.md, the recipe)
         ),
         Profile(
             "gpu", "one T4-class GPU, about an hour",
@@ -87,13 +93,15 @@ def device_message() -> str:
 
 def recipe_table() -> str:
     """The profiles' recipes as the Markdown table in README.md (a test keeps the two equal)."""
-    rows = ["| profile | synthetic data | patch (LR x SI x AP voxels) | patches per step | patch centres (background : "
-            "vertebra : disc : canal) | iterations | AdamW lr (warmup, then cosine) | loss | UNETR |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = ["| profile | synthetic data | in-plane grid (mm, at least) | patch (LR x SI x AP voxels) "
+            "| patches per step | patch centres (background : vertebra : disc : canal) | iterations "
+            "| AdamW lr (warmup, then cosine) | loss | UNETR |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in PROFILES.values():
         unetr = ", ".join(f"{k.replace('_size', '').replace('num_', '')} {v}" for k, v in p.model.items())
         rows.append(f"| `{p.name}` | {p.synth_patients} patients at {p.synth_scale:g} x SPIDER's matrix size "
-                    f"| {' x '.join(map(str, p.patch_size))} | {p.batch_size} volumes x {p.samples_per_volume} "
+                    f"| {p.inplane_mm:g} | {' x '.join(map(str, p.patch_size))} "
+                    f"| {p.batch_size} volumes x {p.samples_per_volume} "
                     f"| {' : '.join(f'{r:g}' for r in p.class_ratios)} "
                     f"| {p.max_iterations:,} | {p.lr:g} ({p.warmup:.0%}) | `{p.loss}` | {unetr} |")
     return "\n".join(rows)

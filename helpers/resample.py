@@ -44,6 +44,7 @@ from .spider import (
 )
 
 MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
+# (a profile may set a coarser floor: the smoke profile's is 1.6 mm, helpers/profiles.py)
 
 
 @dataclass(frozen=True)
@@ -54,17 +55,19 @@ class ResampleSettings:
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
     intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
+    min_inplane_mm: float = MIN_INPLANE_MM  # in-plane floor of the chosen spacing (a profile's `inplane_mm`)
     version: int = 4  # 4: masks by sitkLabelLinear
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def choose_spacing(spacings: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-    """Target spacing: the median per axis (no slices invented), in-plane no finer than MIN_INPLANE_MM."""
+def choose_spacing(spacings: list[tuple[float, float, float]],
+                   min_inplane_mm: float = MIN_INPLANE_MM) -> tuple[float, float, float]:
+    """Target spacing: the median per axis (no slices invented), in-plane no finer than `min_inplane_mm`."""
     med = np.median(np.array(spacings), axis=0)
-    return (round(float(med[0]), 3), round(max(float(med[1]), MIN_INPLANE_MM), 3),
-            round(max(float(med[2]), MIN_INPLANE_MM), 3))
+    return (round(float(med[0]), 3), round(max(float(med[1]), min_inplane_mm), 3),
+            round(max(float(med[2]), min_inplane_mm), 3))
 
 
 def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
@@ -232,7 +235,8 @@ def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSe
     usable = scan.complete
     spacing = None
     if settings.mode == "spacing":
-        spacing = settings.spacing or choose_spacing([header_spacing(s.image) for s in usable])
+        spacing = settings.spacing or choose_spacing([header_spacing(s.image) for s in usable],
+                                                     settings.min_inplane_mm)
         settings = ResampleSettings(**{**asdict(settings), "spacing": tuple(spacing)})
     result = ResampleResult(out, spacing, failed=[str(p) for p in scan.problems])
     records, todo = {}, []

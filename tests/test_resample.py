@@ -34,6 +34,7 @@ def prepared(small_dataset, tmp_path_factory):
 def test_spacing_rule_and_header_spacing(small_dataset):
     assert choose_spacing([(3.3, 0.59, 0.59), (3.3, 0.6, 0.6), (0.9, 0.47, 0.47)]) == (3.3, 1.0, 1.0)
     assert choose_spacing([(6, 2.4, 2.4), (7, 2.5, 2.5)]) == (6.5, 2.45, 2.45)
+    assert choose_spacing([(3.3, 0.59, 0.59), (3.3, 2.0, 0.6)], min_inplane_mm=1.6) == (3.3, 1.6, 1.6)
     for s in scan_dataset(small_dataset).complete:
         image = read_series(s)[0]
         spacing = header_spacing(s.image)
@@ -93,6 +94,19 @@ def test_instances_keep_spider_values(small_dataset, tmp_path):
     for record in read_manifest(out)["series"]:
         values = set(record["labels_present"])
         assert 100 in values and values <= {0, 100, *range(1, 26), *range(201, 226)}
+
+
+def test_the_profiles_inplane_floor_sets_the_grid(small_dataset, tmp_path):
+    from helpers.profiles import PROFILES
+
+    assert PROFILES["smoke"].inplane_mm > PROFILES["gpu"].inplane_mm == PROFILES["full"].inplane_mm == 1.0
+    floor = 4.0  # coarser than this small data's 2.95 mm pixels, so the floor decides
+    result = resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(min_inplane_mm=floor), progress=False)
+    manifest = read_manifest(tmp_path / "prep")
+    assert tuple(result.spacing[1:]) == (floor, floor) and manifest["settings"]["min_inplane_mm"] == floor
+    for record in manifest["series"]:
+        grid = canonical_values(record["resampled"]["spacing"], CANONICAL_ORIENTATION)
+        assert grid[1:] == pytest.approx((floor, floor))
 
 
 def test_fixed_size_mode_is_the_seeds(small_dataset, tmp_path):

@@ -42,13 +42,14 @@ def _cmd(datalist, out, iterations, val_every):
 
 @pytest.fixture(scope="module")
 def smoke_scale_datalist(tmp_path_factory):
-    """Synthetic patients at the smoke profile's resolution (~1.2 mm in-plane), the data its recipe is made for."""
+    """Synthetic patients as the smoke profile makes and resamples them, the data its recipe is made for."""
     from helpers.profiles import get_profile
     from helpers.synth import write_dataset
 
     root = tmp_path_factory.mktemp("smoke_scale")
     data = write_dataset(root / "data", cases=5, seed=3, scale=get_profile("smoke").synth_scale, progress=False)
-    resample_dataset(data, root / "prep", progress=False)
+    resample_dataset(data, root / "prep", ResampleSettings(min_inplane_mm=get_profile("smoke").inplane_mm),
+                     progress=False)
     write_datalist(root / "prep", root / "datalist.json")
     return root / "datalist.json"
 
