@@ -23,7 +23,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .axes import monai_order
-from .bench_markdown import RECIPES, TARGETS, to_markdown
+from .bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
 from .files import write_text_atomic
 from .profiles import get_profile
 
@@ -325,20 +325,36 @@ def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-NOTES = [
-    "Why the first smoke model never learned the canal (0.000 even after 1,396 iterations): UNETR decodes from "
-    "16-voxel cubes, and the old smoke data put the canal at 3 slices x 5 voxels (6.6 x 2.4 x 2.4 mm voxels) "
-    "with a narrowed full-resolution path (feature size 8). The runs that show it, and the fix, are in README.md, "
-    "'The training recipe, and why the first smoke model never found the canal'.",
-    "Then the smoke recipe was made to learn more per second (bfloat16 on CPUs that compute it natively, lr 3e-3, "
-    "2 x 1 patches per step, 1,000 iterations, Gaussian-weighted windows overlapping by half, labels back by "
-    "sitkLabelLinear) and its post-processing is chosen on validation; each step's test Dice is in README.md, "
-    "'Then: more learning per second'. What keeps the vertebrae below 0.8: the unlabelled sacrum predicted as "
-    "vertebra and the posterior elements missed.",
-    "Timings on this machine depend on what else runs: with two torch threads on two cores, one other busy "
-    "process slows a training step up to ten times. The load average at the end of a section is recorded with it.",
-]
 SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality")
+
+
+def bench_training(tmp: Path, quick: bool) -> list[dict]:
+    """Seconds per training step, loader wait and peak memory of the smoke patch for a few networks."""
+    from .profiles import SEED_UNETR, SMALL_UNETR
+
+    datalist = str(_smoke_data(tmp))
+    patch = get_profile("smoke").patch_size
+    models = [("unetr", SMALL_UNETR), ("unet", {})] + ([] if quick else [("unetr", SEED_UNETR), ("segresnet", {})])
+    rows = []
+    for model, options in models:
+        result, peak = _isolated(step_worker, model, options, patch, datalist, 4 if quick else 8)
+        result["peak_rss_mb"] = peak
+        result["data_wait_share"] = result["loader_batch_s"] / (result["loader_batch_s"] + result["step_s"])
+        rows.append(result)
+    return rows
+
+
+def bench_course(tmp: Path) -> tuple[dict, dict]:
+    """The whole course headless (smoke profile) with its test Dice, then inference with its model."""
+    from .runner import run_notebooks
+
+    t0 = time.perf_counter()
+    timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
+    course = {"seconds": time.perf_counter() - t0, "notebooks": dict(timings),
+              "test": course_quality(tmp / "course"), "load_average": os.getloadavg()[0]}
+    images = sorted(str(p) for p in (tmp / "course_data" / "images").glob("*.mha"))[:4]
+    result, peak = _isolated(inference_worker, str(tmp / "course" / "train"), images)
+    return course, {**result, "peak_rss_mb": peak}
 
 
 def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = None,
@@ -346,8 +362,6 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
     """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json.
     `scoring` scores RUN's predictions (default: the course run's model when `course` runs too)."""
     from .paths import ROOT
-    from .profiles import SEED_UNETR, SMALL_UNETR
-    from .runner import run_notebooks
 
     out = Path(out)
     sections = list(only or SECTIONS)
@@ -366,29 +380,10 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             results["preprocessing"] = bench_preprocessing(tmp, 2 if quick else 5)
         if "training" in sections:
             print("training steps ...", flush=True)
-            datalist = str(_smoke_data(tmp))
-            steps = 4 if quick else 8
-            patch = get_profile("smoke").patch_size
-            models = [("unetr", SMALL_UNETR, patch), ("unet", {}, patch)]
-            if not quick:
-                models += [("unetr", SEED_UNETR, patch), ("segresnet", {}, patch)]
-            results["training"] = []
-            for model, options, size in models:
-                result, peak = _isolated(step_worker, model, options, size, datalist, steps)
-                result["peak_rss_mb"] = peak
-                result["data_wait_share"] = result["loader_batch_s"] / (result["loader_batch_s"] + result["step_s"])
-                results["training"].append(result)
+            results["training"] = bench_training(tmp, quick)
         if "course" in sections or "inference" in sections:
-            results.pop("course", None)
-            print("course run ...", flush=True)
-            t0 = time.perf_counter()
-            timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
-            results["course"] = {"seconds": time.perf_counter() - t0, "notebooks": dict(timings),
-                                 "test": course_quality(tmp / "course"), "load_average": os.getloadavg()[0]}
-            print("inference ...", flush=True)
-            images = sorted(str(p) for p in (tmp / "course_data" / "images").glob("*.mha"))[:4]
-            result, peak = _isolated(inference_worker, str(tmp / "course" / "train"), images)
-            results["inference"] = {**result, "peak_rss_mb": peak}
+            print("course run, then inference ...", flush=True)
+            results["course"], results["inference"] = bench_course(tmp)
         if "scoring" in sections:
             print("scoring ...", flush=True)
             model = Path(run) if run else (tmp / "course" / "train" if "course" in results else None)
