@@ -151,7 +151,7 @@ def test_nan_input_stops_training_as_bad_data_and_keeps_the_checkpoint(small_dat
     config = TrainConfig(str(tmp_path / "datalist.json"), str(tmp_path / "run"), max_iterations=2, val_every=2)
     train(config, progress=False)
     digest = hashlib.sha256((tmp_path / "run" / "checkpoint_last.pt").read_bytes()).hexdigest()
-    for path in (tmp_path / "prep" / "images").glob("*.nii.gz"):  # changed after resampling, behind its back
+    for path in (tmp_path / "prep" / "images").glob("*.nii"):  # changed after resampling, behind its back
         img = nib.load(path)
         nib.save(nib.Nifti1Image(np.full(img.shape, np.nan, np.float32), img.affine), path)
     config.max_iterations = 4
