@@ -113,3 +113,17 @@ def reorient(image: sitk.Image, target: str) -> sitk.Image:
 def to_canonical(image: sitk.Image) -> sitk.Image:
     """Reorient so numpy axes are (left-right, S->I, A->P): CANONICAL_ORIENTATION."""
     return reorient(image, CANONICAL_ORIENTATION)
+
+
+def canonical_grid(image: sitk.Image) -> dict:
+    """The grid (size, spacing, origin, direction) that `to_canonical(image)` has, from the header alone: resampling
+    onto it reads the image where it lies, so its voxels need not be permuted first (resample.preprocess)."""
+    source = orientation(image)
+    axes = [axis_names(source).index(name) for name in axis_names(CANONICAL_ORIENTATION)]
+    flips = [source[i] != letter for i, letter in zip(axes, CANONICAL_ORIENTATION)]
+    corner = [0, 0, 0]  # the voxel that becomes the canonical image's first one
+    for i, flip in zip(axes, flips):
+        corner[i] = image.GetSize()[i] - 1 if flip else 0
+    direction = np.array(image.GetDirection()).reshape(3, 3)[:, axes] * np.where(flips, -1.0, 1.0)
+    return {"size": [image.GetSize()[i] for i in axes], "spacing": [image.GetSpacing()[i] for i in axes],
+            "origin": list(image.TransformIndexToPhysicalPoint(corner)), "direction": direction.ravel().tolist()}

@@ -1,7 +1,7 @@
 """Predict with a trained run and score it the way the SPIDER challenge does, on each series' own grid.
 
 Prediction uses the run's own preprocessing (from its config) through `resample.preprocess`, the path
-that made its training data: reorient, normalise, resample; then sliding window, then back onto the
+that made its training data: resample onto the canonical grid, normalise; then sliding window, then back onto the
 input's original grid. An image refused by the bad-value policy
 (`spider.value_problems`) is never predicted: `predict` stops naming it, `evaluate` skips it with the
 reason and scores the others. A damaged checkpoint, or one of another model or number of classes, stops

@@ -34,7 +34,8 @@ def write_text_atomic(target: os.PathLike | str, text: str) -> None:
 
 
 def write_image_atomic(image, target: os.PathLike | str) -> None:
-    """Write a SimpleITK image (.mha, .nii.gz, ...) compressed, through a temporary file and a rename."""
+    """Write a SimpleITK image through a temporary file and a rename; compressed where the format has it (.mha,
+    .nii.gz; a .nii is never compressed)."""
     import SimpleITK as sitk
 
     with atomic_path(target) as tmp:

@@ -1,9 +1,10 @@
-"""Raw SPIDER series -> training data on one grid: reorient, resample, normalise, map labels, write NIfTI.
+"""Raw SPIDER series -> training data on one grid: resample into the canonical orientation, normalise, map labels,
+write NIfTI.
 
 `preprocess` is the one preprocessing path, used for training data here and for inference by
 `evaluate.Predictor`; `geometry` records the original grid for the way back.
 
-Output folder (never inside the raw data): `images/<stem>.nii.gz`, `labels/<stem>.nii.gz`,
+Output folder (never inside the raw data): `images/<stem>.nii` (float32, uncompressed), `labels/<stem>.nii.gz`,
 `records/<stem>.json` (written last: a series is done only when its record exists and matches), and
 `manifest.json` / `manifest.csv` with every series' original geometry and normalisation, so predictions
 can be mapped back onto the original grid. Series refused by the bad-value policy (`spider.value_problems`)
@@ -27,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage, special
 
-from .axes import CANONICAL_ORIENTATION, orientation, stored_values, to_canonical
+from .axes import CANONICAL_ORIENTATION, canonical_grid, orientation, stored_values
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
 from .labels import unknown_labels, values_present
@@ -56,7 +58,7 @@ class ResampleSettings:
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
     intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
     min_inplane_mm: float = MIN_INPLANE_MM  # in-plane floor of the chosen spacing (a profile's `inplane_mm`)
-    version: int = 4  # 4: masks by sitkLabelLinear
+    version: int = 5  # 4: masks by sitkLabelLinear; 5: no reoriented copy, percentiles after resampling, .nii images
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -71,8 +73,10 @@ def choose_spacing(spacings: list[tuple[float, float, float]],
 
 
 def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
-    old_sp = np.array(image.GetSpacing())  # SimpleITK index order of the canonical image: (AP, SI, LR)
-    old_size = np.array(image.GetSize())
+    """The network-input grid of `image` (size, spacing, origin, direction): its canonical grid (axes.canonical_grid)
+    at the settings' spacing or size, over the same field of view."""
+    grid = canonical_grid(image)  # SimpleITK index order of the canonical grid: (AP, SI, LR)
+    old_sp, old_size = np.array(grid["spacing"]), np.array(grid["size"])
     if settings.mode == "spacing":
         new_sp = np.array(stored_values(spacing_canonical, CANONICAL_ORIENTATION), float)
         new_size = np.maximum(1, np.round(old_size * old_sp / new_sp)).astype(int)
@@ -81,39 +85,83 @@ def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonica
         new_sp = old_size * old_sp / new_size
     else:
         raise KitError(f"unknown resampling mode {settings.mode!r}; use 'spacing' or 'fixed_size'")
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    origin = np.array(image.GetOrigin()) + direction @ ((new_sp - old_sp) / 2)  # keep the field of view
-    return [int(v) for v in new_size], [float(v) for v in new_sp], [float(v) for v in origin]
+    direction = np.array(grid["direction"]).reshape(3, 3)
+    origin = np.array(grid["origin"]) + direction @ ((new_sp - old_sp) / 2)  # keep the field of view
+    return [int(v) for v in new_size], [float(v) for v in new_sp], [float(v) for v in origin], grid["direction"]
 
 
-def resample_image(image: sitk.Image, size, spacing, origin) -> sitk.Image:
-    """Linear interpolation, with a Gaussian anti-aliasing filter along axes that get coarser."""
+def discrete_gaussian_kernel(variance: float, max_error: float = 0.01, max_width: int = 32) -> np.ndarray:
+    """The 1D kernel of ITK's DiscreteGaussianImageFilter (itk::GaussianOperator): Lindeberg's discrete Gaussian
+    exp(-t) I_n(t), t the variance in voxels squared, cut where the tails hold less than `max_error`."""
+    coefficients = [special.ive(0, variance), special.ive(1, variance)]
+    total = coefficients[0] + 2 * coefficients[1]
+    while total < 1 - max_error:
+        coefficients.append(special.ive(len(coefficients), variance))
+        total += 2 * coefficients[-1]
+        if coefficients[-1] < total * np.finfo(float).eps or len(coefficients) > max_width:
+            break
+    half = np.array(coefficients) / total
+    return np.concatenate([half[:0:-1], half])
+
+
+def anti_alias(image: sitk.Image, spacing) -> sitk.Image:
+    """A Gaussian filter along each of the image's axes that `spacing` (mm, same axes) makes coarser, variance
+    (new^2 - old^2) / 2.355^2 mm^2; float32. The filter is sitk.DiscreteGaussian's (same kernel, edge voxels
+    repeated; equal to ~1e-7 of the intensity range), run by scipy along those axes only: 3-4x less CPU."""
     old = np.array(image.GetSpacing())
-    variance = np.maximum(np.array(spacing) ** 2 - old ** 2, 0) / (2.355 ** 2)
-    if variance.any():
-        image = sitk.DiscreteGaussian(image, [float(v) for v in variance], 32, 0.01, True)
-    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, origin, spacing,
-                         image.GetDirection(), 0.0, sitk.sitkFloat32)
+    variance = np.maximum(np.array(spacing, float) ** 2 - old ** 2, 0) / (2.355 ** 2)
+    if not variance.any():
+        return image
+    arr = sitk.GetArrayViewFromImage(image)
+    for axis in np.flatnonzero(variance):  # SimpleITK axis i is numpy axis 2 - i
+        kernel = discrete_gaussian_kernel(variance[axis] / old[axis] ** 2)
+        arr = ndimage.correlate1d(arr, kernel, axis=2 - axis, output=np.float32, mode="nearest")
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(image)
+    return out
 
 
-def resample_labels(mask: sitk.Image, size, spacing, origin) -> sitk.Image:
-    """SimpleITK's label interpolator (sitkLabelLinear): each label's indicator interpolated linearly, the
-    strongest label kept per voxel, in one pass.
+def resample_image(image: sitk.Image, size, spacing, origin, direction=None) -> sitk.Image:
+    """Linear interpolation onto a grid (`direction`: default the image's), after a Gaussian anti-aliasing filter
+    along each of the image's axes that gets coarser (`anti_alias`); float32."""
+    direction = image.GetDirection() if direction is None else direction
+    cosines = np.abs(np.array(image.GetDirection()).reshape(3, 3).T @ np.array(direction).reshape(3, 3))
+    smoothed = anti_alias(image, np.array(spacing)[cosines.argmax(axis=1)])  # new spacing along the image's axes
+    return sitk.Resample(smoothed, size, sitk.Transform(), sitk.sitkLinear, origin, spacing, direction, 0.0,
+                         sitk.sitkFloat32)
+
+
+def resample_labels(mask: sitk.Image, size, spacing, origin, direction=None) -> sitk.Image:
+    """SimpleITK's label interpolator (sitkLabelLinear) onto a grid (`direction`: default the mask's): each label's
+    indicator interpolated linearly, the strongest label kept per voxel, in one pass.
 
     No new label values appear, thin structures survive better than with nearest neighbour, and an
     unchanged grid gives back the same mask. It replaced per-label voting (one full resampling per label):
     on the four real samples as accurate or slightly more (Dice against an area-weighted reference 0.9955
     vs 0.9955 on the kit's grid, 0.9803 vs 0.9793 on the seed's) and 1.2-2x faster.
+    Only the box around the labelled voxels (one voxel of margin) is interpolated: outside it every voxel is
+    background, which is also the value given to points outside the box, so the result is the same (exact
+    ties aside) at 2-3x less CPU.
     """
-    return sitk.Resample(mask, size, sitk.Transform(), sitk.sitkLabelLinear, origin, spacing, mask.GetDirection(),
+    direction = mask.GetDirection() if direction is None else direction
+    arr = sitk.GetArrayViewFromImage(mask)
+    box = []
+    for axis in (2, 1, 0):  # SimpleITK order: numpy axes reversed
+        present = np.flatnonzero(arr.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(int(present[0]) - 1, 0), int(present[-1]) + 2) if present.size else slice(0, 1))
+    return sitk.Resample(mask[tuple(box)], size, sitk.Transform(), sitk.sitkLabelLinear, origin, spacing, direction,
                          0, mask.GetPixelID())
 
 
 def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
               intensity: str = "percentile") -> tuple[sitk.Image, dict]:
     """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range.
-    `intensity="ct_window"` applies the seed's fixed window instead (for comparison only)."""
-    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    `intensity="ct_window"` applies the seed's fixed window instead (for comparison only).
+
+    `preprocess` calls it on the resampled image, the one the network sees: the percentiles are those of the
+    values the network gets, still taken from ~10^6 voxels (nnU-Net, too, takes its clipping percentiles from
+    a sample of voxels, not from all), at a tenth of the CPU of the original grid."""
+    arr = sitk.GetArrayViewFromImage(image).astype(np.float32)
     if intensity == "ct_window":
         lo, hi = CT_WINDOW
     else:
@@ -132,13 +180,12 @@ def geometry(image: sitk.Image) -> dict:
 
 
 def preprocess(image: sitk.Image, settings: ResampleSettings, spacing=None) -> tuple[sitk.Image, dict]:
-    """The one preprocessing path, for training data and for inference: reorient to the canonical orientation,
-    normalise intensities, resample onto the settings' grid (`spacing`: canonical mm, default settings.spacing).
+    """The one preprocessing path, for training data and for inference: resample onto the settings' grid in the
+    canonical orientation (`spacing`: canonical mm, default settings.spacing), read straight from the image (no
+    reoriented copy), then normalise intensities on that smaller image.
     Returns the network's input image and the normalisation used; `geometry(image)` keeps the way back."""
-    canon = to_canonical(image)
-    size, new_spacing, origin = _target_grid(canon, settings, settings.spacing if spacing is None else spacing)
-    normed, norm = normalise(canon, settings.percentiles, settings.intensity)
-    return resample_image(normed, size, new_spacing, origin), norm
+    grid = _target_grid(image, settings, settings.spacing if spacing is None else spacing)
+    return normalise(resample_image(image, *grid), settings.percentiles, settings.intensity)
 
 
 def _source_signature(series: Series) -> dict:
@@ -160,18 +207,17 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
     if not mask_arr.any():
         raise DataError(series.mask, "empty mask (only background): nothing to learn from; skipped")
     out_img, norm = preprocess(image, settings, spacing)
-    canon_mask = to_canonical(mask)
-    if settings.labels == "structures":
-        lab = structure_mask(canon_mask)
-    else:
-        lab = sitk.Cast(canon_mask, sitk.sitkInt16)
-    out_lab = resample_labels(lab, out_img.GetSize(), out_img.GetSpacing(), out_img.GetOrigin())
+    lab = structure_mask(mask) if settings.labels == "structures" else sitk.Cast(mask, sitk.sitkInt16)
+    out_lab = resample_labels(lab, out_img.GetSize(), out_img.GetSpacing(), out_img.GetOrigin(),
+                              out_img.GetDirection())
     written = sitk.GetArrayViewFromImage(out_img)
     if not np.isfinite(written).all() or written.min() == written.max():
         raise DataError(series.image, "resampling gave a non-finite or constant image; skipped")
-    image_path, label_path = out / "images" / f"{series.stem}.nii.gz", out / "labels" / f"{series.stem}.nii.gz"
+    # images uncompressed: gzip shrinks float intensities by only ~11 % and took ~0.17 s per series; labels by ~100x
+    image_path, label_path = out / "images" / f"{series.stem}.nii", out / "labels" / f"{series.stem}.nii.gz"
     write_image_atomic(out_img, image_path)
     write_image_atomic(out_lab, label_path)
+    image_path.with_suffix(".nii.gz").unlink(missing_ok=True)  # the compressed image of kit versions before 5
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
               "original": geometry(image), "resampled": geometry(out_img), "normalisation": norm,
@@ -247,6 +293,7 @@ def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSe
             result.skipped_up_to_date.append(s.stem)
         else:
             todo.append((s, out, settings, spacing, (scan.overview.get(s.stem) or {}).get("subset", "")))
+    todo.sort(key=lambda job: -job[0].image.stat().st_size)  # largest first: no worker ends alone on a big one
     bar = tqdm(total=len(todo), desc="resampling", disable=not progress or not todo)
     # spawn, not fork: forking a Jupyter kernel (sockets, threads) can kill it
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None

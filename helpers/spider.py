@@ -188,9 +188,33 @@ def read_mask(path: str | Path, image: sitk.Image | None = None) -> sitk.Image:
 
 def structure_mask(mask: sitk.Image) -> sitk.Image:
     """A SPIDER mask as a structure map (0 background, 1 vertebra, 2 disc, 3 canal) on the same grid."""
-    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
+    structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayViewFromImage(mask)))
     structures.CopyInformation(mask)
     return structures
+
+
+def tail_percentiles(values: np.ndarray, q=NORMALISATION_PERCENTILES) -> list[float]:
+    """np.percentile(values, q) (finite values, linear interpolation), ~4x less CPU on a whole series when q lies
+    in the tails: each percentile's two order statistics are taken from the values beyond a threshold read off
+    a strided sample (all values below it are the smallest ones, so this is exact), np.percentile on everything
+    when the threshold misses them."""
+    flat = np.ravel(values)
+    n = flat.size
+    sample = flat[:: max(1, n // 100_000)]
+    out = []
+    for p in q:
+        position = p / 100 * (n - 1)
+        k = int(position)
+        ranks = [k, min(k + 1, n - 1)]
+        low = p <= 50  # look below a threshold 1 percentile further in, else above one
+        threshold = np.percentile(sample, min(p + 1, 100) if low else max(p - 1, 0))
+        tail = flat[flat <= threshold] if low else flat[flat >= threshold]
+        first = 0 if low else n - tail.size  # rank of the tail's smallest value
+        if tail.size == 0 or ranks[1] >= first + tail.size or ranks[0] < first:
+            return [float(v) for v in np.percentile(flat, q)]
+        a, b = (float(v) for v in np.partition(tail, [r - first for r in ranks])[[r - first for r in ranks]])
+        out.append(a + (position - k) * (b - a))
+    return out
 
 
 def value_problems(image: sitk.Image) -> list[str]:
@@ -220,7 +244,7 @@ def value_problems(image: sitk.Image) -> list[str]:
     if lo == hi:
         problems.append(f"constant image (every voxel is {lo:g})")
     else:
-        p_lo, p_hi = (float(v) for v in np.percentile(values, NORMALISATION_PERCENTILES))
+        p_lo, p_hi = tail_percentiles(values, NORMALISATION_PERCENTILES)
         if p_lo == p_hi:
             share = 100 * np.count_nonzero(values == p_lo) / values.size
             problems.append(f"no intensity structure: {share:.1f} % of the voxels hold {p_lo:g}, so "

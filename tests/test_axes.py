@@ -12,6 +12,7 @@ from helpers.axes import (
     MONAI_AXES,
     SI,
     axis_names,
+    canonical_grid,
     canonical_to_monai,
     canonical_values,
     in_monai_order,
@@ -23,6 +24,7 @@ from helpers.axes import (
     reorder,
     sitk_order,
     stored_values,
+    to_canonical,
 )
 from helpers.inspection import inspect_series
 from helpers.spider import (
@@ -105,3 +107,25 @@ def test_same_voxel_in_every_orientation(tmp_path):
         arrays.append(canonical_array(read_image(_written(tmp_path / orient, orient))))
     for other in arrays[1:]:
         assert np.array_equal(arrays[0], other)
+
+
+def test_canonical_grid_is_the_reoriented_images_grid():
+    """resample.preprocess resamples onto canonical_grid(image) instead of reorienting first: same grid, every
+    one of the 48 orientations, oblique or not."""
+    import itertools
+
+    base = sitk.GetImageFromArray(np.zeros((7, 11, 13), np.float32))
+    base.SetSpacing((0.5, 0.7, 3.3))
+    base.SetOrigin((10.0, -5.0, 3.0))
+    opposite = {"L": "R", "P": "A", "S": "I"}
+    tilt = np.array([[np.cos(0.1), -np.sin(0.1), 0], [np.sin(0.1), np.cos(0.1), 0], [0, 0, 1]])
+    for letters in itertools.permutations("LPS"):
+        for flips in itertools.product((False, True), repeat=3):
+            image = sitk.DICOMOrient(base, "".join(opposite[c] if f else c for c, f in zip(letters, flips)))
+            oblique = sitk.Image(image)
+            oblique.SetDirection((tilt @ np.array(image.GetDirection()).reshape(3, 3)).ravel().tolist())
+            for img in (image, oblique):
+                grid, canon = canonical_grid(img), to_canonical(img)
+                assert grid["size"] == list(canon.GetSize()) and np.allclose(grid["spacing"], canon.GetSpacing())
+                assert np.allclose(grid["origin"], canon.GetOrigin(), atol=1e-9)
+                assert np.allclose(grid["direction"], canon.GetDirection())

@@ -122,8 +122,11 @@ def test_rerun_does_no_work_and_a_changed_setting_redoes(small_dataset, prepared
     again = resample_dataset(small_dataset, out, progress=False)
     assert not again.done and len(again.skipped_up_to_date) == len(first.done)
     assert again.seconds * 5 < first.seconds
+    stale = out / "images" / f"{first.done[0]}.nii.gz"  # an image as kit versions before 5 wrote it
+    stale.write_bytes(b"old")
     changed = resample_dataset(small_dataset, out, ResampleSettings(percentiles=(1, 99)), progress=False)
     assert len(changed.done) == len(first.done)
+    assert not stale.exists() and (out / "images" / f"{first.done[0]}.nii").is_file()
 
 
 def test_both_conventions_and_8bit_end_in_one_range(small_dataset, real_samples, tmp_path):
@@ -241,11 +244,37 @@ def test_resample_labels_keeps_values_and_an_unchanged_grid():
     assert same.GetPixelID() == mask.GetPixelID() and np.array_equal(sitk.GetArrayFromImage(same), arr)
     coarse = resample_labels(mask, [10, 10, 6], [1.0, 1.0, 3.0], mask.GetOrigin())
     assert set(np.unique(sitk.GetArrayFromImage(coarse)).tolist()) == {0, 3, 100, 201}
+    # only the box around the labels is interpolated: the same as sitkLabelLinear on the whole mask
+    grids = (([7, 9, 5], [1.3, 1.1, 3.7], (0.2, -0.1, 0.4)), ([40, 40, 6], [0.25, 0.25, 3.0], (0.0, 0.0, 0.0)))
+    for size, spacing, origin in grids:
+        whole = sitk.Resample(mask, size, sitk.Transform(), sitk.sitkLabelLinear, origin, spacing, mask.GetDirection(),
+                              0, mask.GetPixelID())
+        got = resample_labels(mask, size, spacing, origin)
+        assert np.array_equal(sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(whole))
+    empty = resample_labels(mask * 0, [10, 10, 6], [1.0, 1.0, 3.0], mask.GetOrigin())
+    assert not sitk.GetArrayViewFromImage(empty).any()
+
+
+def test_anti_alias_is_sitk_discrete_gaussian():
+    """resample_image's Gaussian (scipy, along the coarsened axes) is the filter of sitk.DiscreteGaussian."""
+    from scipy import ndimage
+
+    from helpers.resample import anti_alias
+
+    arr = ndimage.uniform_filter(np.random.default_rng(0).normal(300, 80, (12, 60, 50)), 3).astype(np.float32)
+    image = sitk.GetImageFromArray(arr)
+    image.SetSpacing((0.47, 0.59, 0.9))
+    for spacing in ((1.0, 1.0, 3.3), (0.47, 1.0, 0.5), (2.0, 0.3, 0.9), (6.0, 6.0, 6.0)):
+        variance = np.maximum(np.array(spacing) ** 2 - np.array(image.GetSpacing()) ** 2, 0) / 2.355 ** 2
+        reference = sitk.GetArrayFromImage(sitk.DiscreteGaussian(image, variance.tolist(), 32, 0.01, True))
+        got = sitk.GetArrayFromImage(anti_alias(image, spacing))
+        assert np.abs(got - reference).max() < 1e-5 * np.ptp(reference), spacing
+    assert anti_alias(image, (0.4, 0.5, 0.9)) is image  # nothing gets coarser: nothing to filter
 
 
 def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
     """Inference (evaluate.Predictor) and training data share one path: resample.preprocess."""
-    from helpers.resample import preprocess
+    from helpers.resample import _target_grid, preprocess, resample_image
 
     out, _ = prepared
     manifest = read_manifest(out)
@@ -257,3 +286,8 @@ def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
         assert grid.GetSize() == written.GetSize() and np.allclose(grid.GetSpacing(), written.GetSpacing())
         assert np.allclose(sitk.GetArrayFromImage(grid), sitk.GetArrayFromImage(written), atol=1e-6)
         assert norm == record["normalisation"]
+        # the normalisation percentiles are those of the resampled image, the one the network sees
+        raw = resample_image(read_series(series[record["series"]])[0], *_target_grid(
+            read_series(series[record["series"]])[0], settings, settings.spacing))
+        expected = np.percentile(sitk.GetArrayViewFromImage(raw), settings.percentiles)
+        assert np.allclose([norm["value_low"], norm["value_high"]], expected)
