@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ from .dice import dice as dice_score
 from .dice import joint_counts
 from .errors import DataError
 from .labels import CANAL_LABEL, DISC_LABELS, PARTIAL_VERTEBRA_LABELS, VERTEBRA_LABELS, unknown_labels
-from .surface import BorderSet, directed_distances, distances_to
+from .surface import BorderSet, Work, directed_distances, distances_to, run_work
 
 CHALLENGE_METRICS: tuple[str, ...] = (
     "DiceScoreVertebrae", "DiceScoreDiscs", "DiceScoreSpinalCanal", "OveralDiceScore",
@@ -98,6 +99,14 @@ def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: 
                     variants: Iterable[str] = VARIANTS, joint: np.ndarray | None = None) -> list[Instance]:
     """Match, Dice and ASD of every reference label; arrays indexed (z, y, x) as SimpleITK returns them
     (`joint`: their `joint_counts(..., 256)`, when already counted)."""
+    return run_work(instance_work(reference, prediction, spacing_xyz, variants, joint))[0]
+
+
+def instance_work(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: Sequence[float],
+                  variants: Iterable[str] = VARIANTS, joint: np.ndarray | None = None) -> Work:
+    """`score_instances` as independent distance jobs (`helpers.surface.run_work` runs them, alone or with
+    others): per variant, the instances matched to one predicted label measured to it together, and that label
+    measured to each of them."""
     if reference.shape != prediction.shape:
         raise ValueError(f"reference {reference.shape} and prediction {prediction.shape} differ in shape")
     for values in (reference, prediction):
@@ -113,22 +122,34 @@ def score_instances(reference: np.ndarray, prediction: np.ndarray, spacing_xyz: 
         overlap = joint[label, 1:]
         match = int(overlap.argmax()) + 1 if overlap.any() else 0  # argmax: ties go to the lower value
         matched.append((int(label), match, dice_score(joint, label, match) if match else 0.0))
-    wanted = bool(variants) and any(m for _, m, _ in matched)
-    ref_borders = BorderSet(reference, connectivity=3) if wanted else None
-    pred_borders = BorderSet(prediction, connectivity=3) if wanted else None
-    asd = {label: dict.fromkeys(variants, math.nan) for label, _, _ in matched}
     by_match: dict[int, list[int]] = {}
     for label, match, _ in matched:
         if match:
             by_match.setdefault(match, []).append(label)
-    for variant in variants:
-        spacing = sampling(spacing_xyz, variant)
-        for match, labels in by_match.items():  # the instances matched to one label: their far points at once
-            to_pred = distances_to([ref_borders.points[label] for label in labels], pred_borders, match, spacing)
-            for label, there in zip(labels, to_pred):
-                back = directed_distances(pred_borders, match, ref_borders, label, spacing)
-                asd[label][variant] = float(np.concatenate([back, there]).mean())
-    return [Instance(label, instance_kind(label), match, dice, asd[label]) for label, match, dice in matched]
+    jobs, slots = [], []
+    if variants and by_match:
+        ref_borders, pred_borders = BorderSet(reference, connectivity=3), BorderSet(prediction, connectivity=3)
+        for variant in variants:
+            spacing = sampling(spacing_xyz, variant)
+            for match, labels in by_match.items():  # the instances matched to one label: their far points at once
+                jobs.append(partial(distances_to, [ref_borders.points[label] for label in labels], pred_borders,
+                                    match, spacing))
+                slots.append((variant, tuple(labels)))
+                for label in labels:  # each job its own target label: no cache shared between jobs
+                    jobs.append(partial(directed_distances, pred_borders, match, ref_borders, label, spacing))
+                    slots.append((variant, label))
+
+    def finish(results: list) -> list[Instance]:
+        asd = {label: dict.fromkeys(variants, math.nan) for label, _, _ in matched}
+        there = {}
+        for (variant, key), result in zip(slots, results):
+            if isinstance(key, tuple):
+                there.update({(variant, label): d for label, d in zip(key, result)})
+            else:  # the label's own distances, then the instance's to it, as the challenge concatenates them
+                asd[key][variant] = float(np.concatenate([result, there[(variant, key)]]).mean())
+        return [Instance(label, instance_kind(label), match, dice, asd[label]) for label, match, dice in matched]
+
+    return Work(jobs, finish)
 
 
 def _mean(values: list[float]) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ import SimpleITK as sitk
 import torch
 
 from .axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
-from .challenge import Instance, scan_metrics, score_images, score_instances
+from .challenge import Instance, instance_work, scan_metrics, score_images
 from .dice import dice, grouped, joint_counts
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
@@ -35,7 +36,7 @@ from .postprocess import chosen_cleanup, cleanup
 from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable, structure_mask
-from .surface import BorderSet, symmetric_distances
+from .surface import BorderSet, Work, directed_distances, run_work, symmetric_distances
 
 
 # ---------------------------------------------------------------- the model of a run
@@ -100,27 +101,48 @@ def _validation_entry(run_dir: Path, iteration: int | None) -> dict:
 
 # ---------------------------------------------------------------- metrics
 def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx,
-                      reference_borders: BorderSet | None = None, joint: np.ndarray | None = None
-                      ) -> dict[str, float]:
+                      joint: np.ndarray | None = None) -> dict[str, float]:
     """Dice, HD95 and ASSD (mm) per structure; distances are NaN when a side is empty.
 
     The same numbers as MONAI's `compute_hausdorff_distance(percentile=95)` and symmetric
     `compute_average_surface_distance` (edges by erosion with face connectivity, the 95th percentile of each
     direction, the larger of the two), with every border computed once and cropped to the objects.
-    `reference_borders` (the reference's `BorderSet`, connectivity 1) and `joint` (the structures' joint counts)
-    may come from the caller when it has them already.
+    `joint` (the structures' joint counts) may come from the caller when it has it already.
     """
-    ref_borders = reference_borders if reference_borders is not None else BorderSet(reference, connectivity=1)
-    pred_borders = BorderSet(prediction, connectivity=1)
+    work = semantic_work(BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1), spacing_zyx)
     if joint is None:
         joint = joint_counts(reference, prediction, len(STRUCTURES))
-    out = {}
-    for index, name in enumerate(STRUCTURES):
-        if index == BACKGROUND:
-            continue
-        out[f"dice_{name}"] = dice(joint, index)
+    return _semantic_row(joint, run_work(work)[0])
+
+
+def semantic_work(ref_borders: BorderSet, pred_borders: BorderSet, spacing_zyx,
+                  cleaned: BorderSet | None = None) -> Work:
+    """The distances of `structure_metrics` as one job per structure; with `cleaned` (`pred_borders.cleaned(...)`),
+    those of the cleaned prediction too: its border points are some of the raw prediction's, so their distances
+    to the reference are the raw ones kept, and only the reference's distances to them are measured again.
+    The answer: per structure, (to reference, to prediction) raw and cleaned, or None where a side is empty."""
+    def job(index: int):
+        raw = clean = None
         if index in ref_borders.points and index in pred_borders.points:
-            to_ref, to_pred = symmetric_distances(ref_borders, index, pred_borders, index, spacing_zyx)
+            raw = symmetric_distances(ref_borders, index, pred_borders, index, spacing_zyx)
+        if raw is not None and cleaned is not None and index in cleaned.points:
+            clean = (raw[0][cleaned.kept[index]],
+                     directed_distances(ref_borders, index, cleaned, index, spacing_zyx))
+        return raw, clean
+
+    indices = [index for index in range(len(STRUCTURES)) if index != BACKGROUND]
+    return Work([partial(job, index) for index in indices], lambda results: dict(zip(indices, results)))
+
+
+def _semantic_row(joint: np.ndarray, distances: dict, which: int = 0) -> dict[str, float]:
+    """Dice, HD95 and ASSD per structure from the joint counts and `semantic_work`'s distances (`which`: 0 raw,
+    1 cleaned)."""
+    out = {}
+    for index, pair in distances.items():
+        name = STRUCTURES[index]
+        out[f"dice_{name}"] = dice(joint, index)
+        if pair[which] is not None:
+            to_ref, to_pred = pair[which]
             out[f"hd95_{name}"] = float(max(np.percentile(to_ref, 95), np.percentile(to_pred, 95)))
             out[f"assd_{name}"] = float(np.concatenate([to_ref, to_pred]).mean())
         else:
@@ -146,14 +168,17 @@ def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, si
     spider = to_spider_values(predicted)
     ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
     ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
+    cleaned = cleanup(pred)
     spacing = numpy_order(reference.GetSpacing())
     joint = joint_counts(ref_spider, spider_array, 256)  # one count serves the seed, the instances, the structures
-    ref_borders = BorderSet(ref, connectivity=1, keep_maps=True)  # its maps serve the raw and the cleaned metrics
-    row = structure_metrics(ref, pred, spacing, ref_borders, grouped(joint, structure_lut()))
+    pred_borders = BorderSet(pred, connectivity=1)
+    semantic = semantic_work(BorderSet(ref, connectivity=1), pred_borders, spacing, pred_borders.cleaned(cleaned))
+    instances = instance_work(ref_spider, spider_array, reference.GetSpacing(), joint=joint)
+    distances, instances = run_work(semantic, instances)  # every distance job of the series in one pool
+    row = _semantic_row(grouped(joint, structure_lut()), distances)
     row["seed_style"] = seed_style_score(ref_spider, spider_array, joint=joint)
-    cleaned = structure_metrics(ref, cleanup(pred), spacing, ref_borders)
-    row.update({f"clean_{k}": v for k, v in cleaned.items()})
-    instances = score_instances(ref_spider, spider_array, reference.GetSpacing(), joint=joint)
+    cleaned_row = _semantic_row(joint_counts(ref, cleaned, len(STRUCTURES)), distances, which=1)
+    row.update({f"clean_{k}": v for k, v in cleaned_row.items()})
     row.update(scan_metrics(instances, "challenge"))
     row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
     return row, spider, instances

@@ -8,12 +8,15 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
+from helpers import surface
 from helpers.bench import bloated, fragmented
 from helpers.challenge import CHALLENGE_METRICS, Instance, instance_kind, scan_metrics
 from helpers.evaluate import score_series
 from helpers.labels import STRUCTURES, to_structures
 from helpers.numbering import to_spider_values
+from helpers.postprocess import cleanup
 from helpers.seed import instance_classes
+from helpers.surface import BorderSet
 
 from .test_challenge import challenge_by_hand, masks
 
@@ -96,3 +99,32 @@ def test_a_bad_prediction_scores_what_the_rules_written_out_give(small_dataset, 
     for name, value in expected.items():
         distance = any(part in name for part in ("hd95", "assd", "ASD"))
         assert row[name] == pytest.approx(value, rel=DISTANCE_REL if distance else 1e-12, nan_ok=True), (kind, name)
+
+
+def test_the_cleaned_border_set_is_the_border_set_of_the_cleaned_map(small_dataset):
+    ref = to_structures(sitk.GetArrayFromImage(sitk.ReadImage(str(masks(small_dataset)[1]))))
+    pred = bloated(np.roll(ref, (1, 1), (1, 2)), np.random.default_rng(2), smooth=1.5)
+    cleaned = cleanup(pred)
+    assert not np.array_equal(cleaned, pred)  # something was removed
+    raw = BorderSet(pred, connectivity=1)
+    derived, fresh = raw.cleaned(cleaned), BorderSet(cleaned, connectivity=1)
+    assert derived.points.keys() == fresh.points.keys() and np.array_equal(derived.grid, fresh.grid)
+    for label, points in fresh.points.items():
+        assert np.array_equal(derived.points[label], points)
+        assert all(np.array_equal(a, b) for a, b in zip(derived.box[label], fresh.box[label]))
+        assert np.array_equal(raw.points[label][derived.kept[label]], points)  # the raw distances, kept in order
+    with pytest.raises(ValueError):
+        BorderSet(pred, connectivity=3).cleaned(cleaned)
+
+
+def test_distance_jobs_side_by_side_give_what_they_give_in_turn(small_dataset, monkeypatch):
+    mask = sitk.ReadImage(str(masks(small_dataset)[2]))
+    moved = np.roll(to_structures(sitk.GetArrayFromImage(mask)), (1, 1), (1, 2))
+    predicted = sitk.GetImageFromArray(bloated(moved, np.random.default_rng(3), smooth=1.5))
+    predicted.CopyInformation(mask)
+    rows = []
+    for threads in (1, 3):
+        monkeypatch.setattr(surface, "THREADS", threads)
+        rows.append(score_series(mask, predicted)[0])
+    assert rows[0].keys() == rows[1].keys()
+    assert all(rows[0][k] == rows[1][k] or (math.isnan(rows[0][k]) and math.isnan(rows[1][k])) for k in rows[0])
