@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .resample import MIN_INPLANE_MM
-
 # UNETR cuts its input into 16 x 16 x 16 cubes (fixed in MONAI) and decodes from that grid: a structure
 # much thinner than a cube is seen only by the first convolution. So each profile's data must put the
 # thinnest structure (the canal, ~12-16 mm front to back; a disc, ~8-12 mm high) across several voxels:
@@ -20,6 +18,7 @@ from .resample import MIN_INPLANE_MM
 # and a disc is still 5-7 voxels high, the canal 7-10 voxels deep.
 
 
+MIN_INPLANE_MM = 1.0  # resampled in-plane spacing floor: 8 voxels across a disc (~8 mm); finer costs 3x
 LOSSES = ("dicece", "dicefocal", "dice")  # built by helpers.train.build_loss
 
 

@@ -34,6 +34,7 @@ from .axes import CANONICAL_ORIENTATION, canonical_grid, orientation, stored_val
 from .errors import DataError, KitError
 from .files import write_image_atomic, write_text_atomic
 from .labels import unknown_labels, values_present
+from .profiles import MIN_INPLANE_MM  # a profile may set a coarser floor (the smoke profile's `inplane_mm`)
 from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
     NORMALISATION_PERCENTILES,
@@ -44,9 +45,6 @@ from .spider import (
     scan_dataset,
     structure_mask,
 )
-
-MIN_INPLANE_MM = 1.0  # 8 voxels across the thinnest structure (a disc, ~8 mm) is enough; finer costs 3x
-# (a profile may set a coarser floor: the smoke profile's is 1.6 mm, helpers/profiles.py)
 
 
 @dataclass(frozen=True)
