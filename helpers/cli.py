@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import KitError
-from .profiles import LOSSES
+from .profiles import LOSSES, MODELS, PROFILES
 
 
 def _synth(args) -> None:
@@ -204,8 +204,9 @@ def _data_commands(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder, outside the raw data")
     p.add_argument("--mode", choices=["spacing", "fixed_size"], default="spacing")
     p.add_argument("--spacing", help="LR,SI,AP in mm (default: chosen from the data)")
-    p.add_argument("--profile", default="smoke", choices=["smoke", "gpu", "full"],
-                   help="the profile to train with: its in-plane grid floor (smoke 1.6 mm, gpu and full 1 mm)")
+    p.add_argument("--profile", default="smoke", choices=list(PROFILES),
+                   help="the profile to train with: its in-plane grid floor (" + ", ".join(
+                       f"{p.name} {p.inplane_mm:g} mm" for p in PROFILES.values()) + ")")
     p.add_argument("--labels", choices=["structures", "instances"], default="structures")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_resample)
@@ -224,8 +225,8 @@ def _model_commands(sub) -> None:
     p = sub.add_parser("train", help="train a network on a datalist; rerun to resume")
     p.add_argument("--datalist", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config, metrics)")
-    p.add_argument("--profile", default="smoke", choices=["smoke", "gpu", "full"])
-    p.add_argument("--model", default="unetr", choices=["unetr", "swinunetr", "unet", "segresnet"])
+    p.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    p.add_argument("--model", default="unetr", choices=list(MODELS))
     p.add_argument("--max-iterations", type=int)
     p.add_argument("--val-every", type=int)
     p.add_argument("--lr", type=float, help="learning rate (default: the profile's)")

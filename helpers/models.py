@@ -14,8 +14,7 @@ import torch
 
 from .axes import monai_order as monai_order  # re-exported: patch sizes in MONAI's order (notebook 05)
 from .labels import STRUCTURES
-
-MODELS = ("unetr", "swinunetr", "unet", "segresnet")
+from .profiles import MODELS as MODELS  # re-exported: the networks by name
 
 
 def build_model(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
