@@ -1,10 +1,11 @@
 """Instance numbering of a structure map: SPIDER's values (vertebrae 1.. and discs 201.. bottom-up, canal 100).
 
-Vertebrae: connected components; big ones (bodies) each start a level, and so does a smaller one that lies
-at rows no big one covers (a partly visible end vertebra); the remaining pieces (posterior elements,
-fragments) join the level whose centre is nearest in the superior-inferior direction. Discs: every disc
-component takes the number of the gap between vertebra centres it lies in (disc 200+k lies directly below
-vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
+Vertebrae: connected components, where one that holds two bodies bridged past a disc (grown together beside a
+disc the network drew too small) is first cut along that disc's mid-plane; big components (bodies) each start a
+level, and so does a smaller one that lies at rows no big one covers (a partly visible end vertebra); the remaining
+pieces (posterior elements, fragments) join the level whose centre is nearest in the superior-inferior direction.
+Discs: every disc component takes the number of the gap between vertebra centres it lies in (disc 200+k lies
+directly below vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
 numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
 
 Used by notebook 06 (through helpers.evaluate) and `python -m helpers score`.
@@ -23,12 +24,16 @@ from .labels import CANAL, CANAL_LABEL, DISC, VERTEBRA
 from .spider import structure_mask
 
 MAX_LEVEL = 25
+BIG = 0.3  # a vertebra component at least this share of the largest is a body: it starts a level
+BLADE_MARGIN_MM = 10.0  # a disc's mid-plane cuts bridged vertebrae up to this far beyond the disc's own rim
 
 
-def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Labelled components, their sizes, centre rows and (first, last) rows; rows run along axis 1, superior ->
-    inferior. Computed from the foreground voxels only, in one pass each."""
-    comps, n = ndimage.label(binary)
+def _components(binary: np.ndarray, comps: np.ndarray | None = None,
+                n: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labelled components (or those of `comps`, labelled 1..n), their sizes, centre rows and (first, last) rows;
+    rows run along axis 1, superior -> inferior. Computed from the foreground voxels only, in one pass each."""
+    if comps is None:
+        comps, n = ndimage.label(binary)
     if not n:
         return comps, np.zeros(0), np.zeros(0), np.zeros((0, 2), int)
     where = np.nonzero(comps)
@@ -42,7 +47,7 @@ def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return comps, sizes, centre, span
 
 
-def _vertebra_levels(sizes, centre, span, big: float = 0.3, alone: float = 0.05) -> np.ndarray:
+def _vertebra_levels(sizes, centre, span, big: float = BIG, alone: float = 0.05) -> np.ndarray:
     """Level owner of each component (index of the component that starts its level)."""
     n = len(sizes)
     if not n:
@@ -70,20 +75,80 @@ def _lut(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], values]).astype(np.int16)
 
 
-def number_array(structures: np.ndarray) -> np.ndarray:
-    """SPIDER values from a structure map in canonical PIR array order (axis 1 runs superior -> inferior)."""
+def _disc_blades(discs: np.ndarray, n: int, spacing: np.ndarray) -> np.ndarray:
+    """Each disc component's mid-plane (normal: its thinnest principal axis, in mm), one standard digital plane
+    thick, so that no face-connected path crosses it, reaching BLADE_MARGIN_MM beyond the disc's rim."""
+    blades = np.zeros(discs.shape, bool)
+    for index, box in enumerate(ndimage.find_objects(discs, n), start=1):
+        points = (np.argwhere(discs[box] == index) + [b.start for b in box]) * spacing
+        if len(points) < 4:
+            continue
+        centre = points.mean(0)
+        normal = np.linalg.eigh(np.cov((points - centre).T))[1][:, 0]
+        half = 0.5 * float(np.abs(normal * spacing).sum())
+        reach = float(np.sqrt(((points - centre) ** 2).sum(1).max())) + BLADE_MARGIN_MM + half
+        low = np.maximum(((centre - reach) / spacing).astype(int), 0)
+        high = np.minimum(np.ceil((centre + reach) / spacing).astype(int) + 1, discs.shape)
+        grid = np.meshgrid(*[np.arange(a, b) * s - c for a, b, s, c in zip(low, high, spacing, centre)],
+                           indexing="ij", sparse=True)
+        along = sum(g * v for g, v in zip(grid, normal))
+        across = sum(g * g for g in grid) - along ** 2
+        blades[tuple(slice(a, b) for a, b in zip(low, high))] |= (np.abs(along) <= half) & (across <= reach ** 2)
+    return blades
+
+
+def _split_at_discs(vertebra: np.ndarray, comps: np.ndarray, discs: np.ndarray, n_discs: int,
+                    spacing: np.ndarray) -> tuple[np.ndarray, int]:
+    """Vertebra components with those that a disc's mid-plane cuts into two or more bodies (BIG) split there;
+    the voxels on the plane go to the nearest piece. Other components are kept whole. Returns (labels, count)."""
+    blade = _disc_blades(discs, n_discs, spacing) & vertebra
+    if not blade.any():
+        return comps, int(comps.max())
+    pieces, n = ndimage.label(vertebra & ~blade)
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    owner = np.zeros(n + 1, np.int64)
+    owner[pieces] = comps  # every piece lies inside one component
+    bodies = np.bincount(owner[1:][sizes >= BIG * sizes.max()], minlength=int(comps.max()) + 1)
+    split = np.nonzero(bodies >= 2)[0]
+    if not len(split):
+        return comps, int(comps.max())
+    whole = np.ones(int(comps.max()) + 1, bool)
+    whole[0] = whole[split] = False
+    lut = np.zeros(len(whole), np.int64)
+    lut[whole] = np.arange(1, whole.sum() + 1)  # the whole components, 1..k
+    out, next_label = lut[comps], int(whole.sum())
+    for c in split:
+        box = ndimage.find_objects((comps == c).view(np.uint8))[0]
+        mine = comps[box] == c
+        part = np.where(mine, pieces[box], 0)
+        _, nearest = ndimage.distance_transform_edt(part == 0, sampling=spacing, return_indices=True)
+        filled = part[tuple(nearest)]
+        ids, filled_ids = np.unique(filled[mine], return_inverse=True)
+        out[box][mine] = next_label + 1 + filled_ids
+        next_label += len(ids)
+    return out, next_label
+
+
+def number_array(structures: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """SPIDER values from a structure map in canonical PIR array order (axis 1 runs superior -> inferior);
+    `spacing` in mm, in array order."""
     out = np.zeros(structures.shape, np.int16)
     found = ndimage.find_objects((structures != 0).view(np.uint8))
     if found:  # number within the bounding box of the structures: the same numbers, fewer voxels to label
-        out[found[0]] = _number_box(structures[found[0]])
+        out[found[0]] = _number_box(structures[found[0]], np.asarray(spacing, float))
     return out
 
 
-def _number_box(structures: np.ndarray) -> np.ndarray:
+def _number_box(structures: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     """`number_array` on a crop: rows only compared with each other, so any crop along axis 1 gives the same."""
     out = np.zeros(structures.shape, np.int16)
     out[structures == CANAL] = CANAL_LABEL
-    comps, sizes, centre, span = _components(structures == VERTEBRA)
+    vertebra = structures == VERTEBRA
+    comps, n = ndimage.label(vertebra)
+    discs, n_discs = ndimage.label(structures == DISC)
+    if n and n_discs:
+        comps, n = _split_at_discs(vertebra, comps, discs, n_discs, spacing)
+    comps, sizes, centre, span = _components(vertebra, comps, n)
     owner = _vertebra_levels(sizes, centre, span)
     levels = np.unique(owner)
     levels = levels[np.argsort(-centre[levels], kind="stable")]  # lowest level first
@@ -107,7 +172,7 @@ def _number_box(structures: np.ndarray) -> np.ndarray:
 def to_spider_values(structures: sitk.Image) -> sitk.Image:
     """SPIDER's values from a structure map (0-3) on the same grid: canal 100, vertebrae 1.. and discs 201..."""
     canon = to_canonical(structures)
-    img = sitk.GetImageFromArray(number_array(sitk.GetArrayFromImage(canon)))
+    img = sitk.GetImageFromArray(number_array(sitk.GetArrayFromImage(canon), canon.GetSpacing()[::-1]))
     img.CopyInformation(canon)
     return reorient(img, orientation(structures))
 

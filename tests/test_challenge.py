@@ -236,3 +236,48 @@ def test_numbering_alone_costs_little_on_real_samples(real_samples):
     doc = numbering_cost(sorted((real_samples / "masks").glob("*.mha")))
     for name in ("DiceScoreVertebrae", "DiceScoreDiscs", "DetectionRateVertebrae", "DetectionRateDiscs"):
         assert doc["summary"][name]["mean"] > 0.95, (name, doc["summary"][name])
+
+
+def bridged_past_a_disc(mask: sitk.Image, disc: int, share: float = 0.35) -> sitk.Image:
+    """The mask's structures with the two vertebrae around `disc` grown together in front of it: the disc's
+    anterior `share` (of its front-to-back extent) painted vertebra, as a network that draws a disc too short
+    (or an osteophyte) does."""
+    from helpers.axes import orientation, reorient, to_canonical
+    from helpers.labels import VERTEBRA
+    from helpers.spider import structure_mask
+
+    canon = to_canonical(mask)
+    spider, structures = sitk.GetArrayFromImage(canon), sitk.GetArrayFromImage(to_canonical(structure_mask(mask)))
+    ap = np.nonzero(spider == disc)[2]  # canonical axis 2 runs anterior -> posterior
+    front = (spider == disc) & (np.arange(spider.shape[2]) < ap.min() + share * (ap.max() - ap.min() + 1))
+    structures[front] = VERTEBRA
+    out = sitk.GetImageFromArray(structures)
+    out.CopyInformation(canon)
+    return reorient(out, orientation(mask))
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_two_vertebrae_bridged_past_a_disc_are_numbered_apart(small_dataset, source):
+    from helpers.numbering import to_spider_values
+
+    if source == "real":
+        from .conftest import REAL_SAMPLES
+        paths = sorted((REAL_SAMPLES / "masks").glob("*.mha"))
+        if not paths:
+            pytest.skip("../shared/real-samples not present")
+    else:
+        paths = masks(small_dataset)
+    mask = sitk.ReadImage(str(paths[0]))
+    bridged = bridged_past_a_disc(mask, 203)
+    ref, structures = sitk.GetArrayFromImage(mask), sitk.GetArrayFromImage(bridged)
+    # the bridge is real: the bodies of vertebrae 2 and 3 are one face-connected component of the structure map
+    comps, _ = ndimage.label(structures == 1)
+    assert np.bincount(comps[ref == 2]).argmax() == np.bincount(comps[ref == 3]).argmax()
+
+    numbered = sitk.GetArrayFromImage(to_spider_values(bridged))
+    for level in (2, 3):  # each keeps a number of its own: its voxels away from the bridge carry one value
+        values, counts = np.unique(numbered[ref == level], return_counts=True)
+        assert counts.max() > 0.95 * counts.sum(), (level, values, counts)
+    assert np.bincount(numbered[ref == 2]).argmax() != np.bincount(numbered[ref == 3]).argmax()
+    scores = scan_metrics(score_instances(ref, numbered, mask.GetSpacing(), ()))
+    assert scores["DiceScoreVertebrae"] > 0.95 and scores["DetectionRateVertebrae"] == 1.0
