@@ -26,6 +26,7 @@ from .spider import structure_mask
 MAX_LEVEL = 25
 BIG = 0.3  # a vertebra component at least this share of the largest is a body: it starts a level
 BLADE_MARGIN_MM = 10.0  # a disc's mid-plane cuts bridged vertebrae up to this far beyond the disc's own rim
+FLAT = 0.65  # a disc component is disc-shaped when its thinnest spread is at most this share of its middle one
 
 
 def _components(binary: np.ndarray, comps: np.ndarray | None = None,
@@ -75,58 +76,95 @@ def _lut(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], values]).astype(np.int16)
 
 
-def _disc_blades(discs: np.ndarray, n: int, spacing: np.ndarray) -> np.ndarray:
-    """Each disc component's mid-plane (normal: its thinnest principal axis, in mm), one standard digital plane
-    thick, so that no face-connected path crosses it, reaching BLADE_MARGIN_MM beyond the disc's rim."""
-    blades = np.zeros(discs.shape, bool)
-    for index, box in enumerate(ndimage.find_objects(discs, n), start=1):
+def _disc_planes(discs: np.ndarray, n: int, spacing: np.ndarray) -> list[tuple]:
+    """(centre, normal, reach) in mm of each disc-shaped component: at least a tenth of the largest, flat (its
+    thinnest principal axis at most FLAT times its middle one; a blob of a bloated prediction is not), with the
+    thinnest axis as normal and reaching BLADE_MARGIN_MM beyond its rim."""
+    sizes = np.bincount(discs.ravel(), minlength=n + 1)[1:]
+    planes, boxes = [], ndimage.find_objects(discs, n)
+    for index in np.flatnonzero(sizes >= max(4, 0.1 * sizes.max())) + 1:
+        box = boxes[index - 1]
         points = (np.argwhere(discs[box] == index) + [b.start for b in box]) * spacing
-        if len(points) < 4:
-            continue
         centre = points.mean(0)
-        normal = np.linalg.eigh(np.cov((points - centre).T))[1][:, 0]
-        half = 0.5 * float(np.abs(normal * spacing).sum())
-        reach = float(np.sqrt(((points - centre) ** 2).sum(1).max())) + BLADE_MARGIN_MM + half
-        low = np.maximum(((centre - reach) / spacing).astype(int), 0)
-        high = np.minimum(np.ceil((centre + reach) / spacing).astype(int) + 1, discs.shape)
-        grid = np.meshgrid(*[np.arange(a, b) * s - c for a, b, s, c in zip(low, high, spacing, centre)],
-                           indexing="ij", sparse=True)
-        along = sum(g * v for g, v in zip(grid, normal))
-        across = sum(g * g for g in grid) - along ** 2
-        blades[tuple(slice(a, b) for a, b in zip(low, high))] |= (np.abs(along) <= half) & (across <= reach ** 2)
-    return blades
+        variances, axes = np.linalg.eigh(np.cov((points - centre).T))
+        if variances[0] > FLAT ** 2 * variances[1]:
+            continue
+        reach = float(np.sqrt(((points - centre) ** 2).sum(1).max())) + BLADE_MARGIN_MM
+        planes.append((centre, axes[:, 0], reach))
+    return planes
 
 
-def _split_at_discs(vertebra: np.ndarray, comps: np.ndarray, discs: np.ndarray, n_discs: int,
+def _blade(shape: tuple, centre: np.ndarray, normal: np.ndarray, reach: float, spacing: np.ndarray) -> np.ndarray:
+    """A disc's mid-plane, one standard digital plane thick (no face-connected path crosses it), out to `reach`."""
+    half = 0.5 * float(np.abs(normal * spacing).sum())
+    reach += half
+    low = np.maximum(((centre - reach) / spacing).astype(int), 0)
+    high = np.minimum(np.ceil((centre + reach) / spacing).astype(int) + 1, shape)
+    grid = np.meshgrid(*[np.arange(a, b) * s - c for a, b, s, c in zip(low, high, spacing, centre)],
+                       indexing="ij", sparse=True)
+    along = sum(g * v for g, v in zip(grid, normal))
+    across = sum(g * g for g in grid) - along ** 2
+    blade = np.zeros(shape, bool)
+    blade[tuple(slice(a, b) for a, b in zip(low, high))] = (np.abs(along) <= half) & (across <= reach ** 2)
+    return blade
+
+
+def _split_at_discs(vertebra: np.ndarray, comps: np.ndarray, n: int, discs: np.ndarray, n_discs: int,
                     spacing: np.ndarray) -> tuple[np.ndarray, int]:
-    """Vertebra components with those that a disc's mid-plane cuts into two or more bodies (BIG) split there;
-    the voxels on the plane go to the nearest piece. Other components are kept whole. Returns (labels, count)."""
-    blade = _disc_blades(discs, n_discs, spacing) & vertebra
+    """Vertebra components that a disc's mid-plane cuts into two or more bodies (BIG), split there; the voxels on
+    the plane go to the nearest piece. Other components are kept whole. Returns (labels, count). Only the planes
+    of discs that some vertebra component reaches past by BLADE_MARGIN_MM on both sides are drawn."""
+    _, _, _, span = _components(vertebra, comps, n)
+    rows = span * spacing[1]
+    blade = np.zeros(vertebra.shape, bool)
+    for centre, normal, reach in _disc_planes(discs, n_discs, spacing):
+        if ((rows[:, 0] < centre[1] - BLADE_MARGIN_MM) & (rows[:, 1] > centre[1] + BLADE_MARGIN_MM)).any():
+            blade |= _blade(vertebra.shape, centre, normal, reach, spacing)
+    blade &= vertebra
     if not blade.any():
-        return comps, int(comps.max())
-    pieces, n = ndimage.label(vertebra & ~blade)
-    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
-    owner = np.zeros(n + 1, np.int64)
+        return comps, n
+    pieces, count = ndimage.label(vertebra & ~blade)
+    if not count:  # the planes cover every vertebra voxel: nothing to split
+        return comps, n
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
+    owner = np.zeros(count + 1, np.int64)
     owner[pieces] = comps  # every piece lies inside one component
-    bodies = np.bincount(owner[1:][sizes >= BIG * sizes.max()], minlength=int(comps.max()) + 1)
+    bodies = np.bincount(owner[1:][sizes >= BIG * sizes.max()], minlength=n + 1)
     split = np.nonzero(bodies >= 2)[0]
     if not len(split):
-        return comps, int(comps.max())
-    whole = np.ones(int(comps.max()) + 1, bool)
+        return comps, n
+    whole = np.ones(n + 1, bool)
     whole[0] = whole[split] = False
-    lut = np.zeros(len(whole), np.int64)
+    lut = np.zeros(n + 1, np.int64)
     lut[whole] = np.arange(1, whole.sum() + 1)  # the whole components, 1..k
     out, next_label = lut[comps], int(whole.sum())
     for c in split:
         box = ndimage.find_objects((comps == c).view(np.uint8))[0]
         mine = comps[box] == c
-        part = np.where(mine, pieces[box], 0)
-        _, nearest = ndimage.distance_transform_edt(part == 0, sampling=spacing, return_indices=True)
-        filled = part[tuple(nearest)]
-        ids, filled_ids = np.unique(filled[mine], return_inverse=True)
-        out[box][mine] = next_label + 1 + filled_ids
+        part = _fill_from_neighbours(np.where(mine, pieces[box], 0), mine)
+        ids, filled = np.unique(part[mine], return_inverse=True)
+        out[box][mine] = next_label + 1 + filled
         next_label += len(ids)
     return out, next_label
+
+
+def _fill_from_neighbours(part: np.ndarray, mine: np.ndarray) -> np.ndarray:
+    """`part` with its unlabelled voxels inside `mine` (a plane one or two voxels thick) given the largest piece
+    label among their face neighbours, layer by layer until none is left."""
+    todo = np.argwhere(mine & (part == 0))
+    while len(todo):
+        best = np.zeros(len(todo), part.dtype)
+        for axis in range(part.ndim):
+            for step in (-1, 1):
+                at = todo.copy()
+                at[:, axis] += step
+                inside = (at[:, axis] >= 0) & (at[:, axis] < part.shape[axis])
+                best[inside] = np.maximum(best[inside], part[tuple(at[inside].T)])
+        if not best.any():  # nothing around: leave the rest to the largest piece of the component
+            best[:] = np.bincount(part[part > 0]).argmax()
+        part[tuple(todo[best > 0].T)] = best[best > 0]
+        todo = todo[best == 0]
+    return part
 
 
 def number_array(structures: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -147,7 +185,7 @@ def _number_box(structures: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     comps, n = ndimage.label(vertebra)
     discs, n_discs = ndimage.label(structures == DISC)
     if n and n_discs:
-        comps, n = _split_at_discs(vertebra, comps, discs, n_discs, spacing)
+        comps, n = _split_at_discs(vertebra, comps, n, discs, n_discs, spacing)
     comps, sizes, centre, span = _components(vertebra, comps, n)
     owner = _vertebra_levels(sizes, centre, span)
     levels = np.unique(owner)
