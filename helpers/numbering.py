@@ -76,12 +76,11 @@ def _lut(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], values]).astype(np.int16)
 
 
-def _disc_planes(discs: np.ndarray, n: int, spacing: np.ndarray) -> list[tuple]:
+def _disc_planes(discs: np.ndarray, sizes: np.ndarray, spacing: np.ndarray) -> list[tuple]:
     """(centre, normal, reach) in mm of each disc-shaped component: at least a tenth of the largest, flat (its
     thinnest principal axis at most FLAT times its middle one; a blob of a bloated prediction is not), with the
     thinnest axis as normal and reaching BLADE_MARGIN_MM beyond its rim."""
-    sizes = np.bincount(discs.ravel(), minlength=n + 1)[1:]
-    planes, boxes = [], ndimage.find_objects(discs, n)
+    planes, boxes = [], ndimage.find_objects(discs, len(sizes))
     for index in np.flatnonzero(sizes >= max(4, 0.1 * sizes.max())) + 1:
         box = boxes[index - 1]
         points = (np.argwhere(discs[box] == index) + [b.start for b in box]) * spacing
@@ -109,30 +108,30 @@ def _blade(shape: tuple, centre: np.ndarray, normal: np.ndarray, reach: float, s
     return blade
 
 
-def _split_at_discs(vertebra: np.ndarray, comps: np.ndarray, n: int, discs: np.ndarray, n_discs: int,
-                    spacing: np.ndarray) -> tuple[np.ndarray, int]:
+def _split_at_discs(vertebra: np.ndarray, stats: tuple, disc_stats: tuple, spacing: np.ndarray) -> tuple:
     """Vertebra components that a disc's mid-plane cuts into two or more bodies (BIG), split there; the voxels on
-    the plane go to the nearest piece. Other components are kept whole. Returns (labels, count). Only the planes
-    of discs that some vertebra component reaches past by BLADE_MARGIN_MM on both sides are drawn."""
-    _, _, _, span = _components(vertebra, comps, n)
-    rows = span * spacing[1]
+    the plane go to the nearest piece. Other components are kept whole. `stats` and the result: `_components`
+    of the vertebrae; `disc_stats`: of the discs. Only the planes of discs that some vertebra component reaches
+    past by BLADE_MARGIN_MM on both sides are drawn."""
+    comps, _, _, span = stats
+    n, rows = len(span), span * spacing[1]
     blade = np.zeros(vertebra.shape, bool)
-    for centre, normal, reach in _disc_planes(discs, n_discs, spacing):
+    for centre, normal, reach in _disc_planes(disc_stats[0], disc_stats[1], spacing):
         if ((rows[:, 0] < centre[1] - BLADE_MARGIN_MM) & (rows[:, 1] > centre[1] + BLADE_MARGIN_MM)).any():
             blade |= _blade(vertebra.shape, centre, normal, reach, spacing)
     blade &= vertebra
     if not blade.any():
-        return comps, n
+        return stats
     pieces, count = ndimage.label(vertebra & ~blade)
     if not count:  # the planes cover every vertebra voxel: nothing to split
-        return comps, n
+        return stats
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
     owner = np.zeros(count + 1, np.int64)
     owner[pieces] = comps  # every piece lies inside one component
     bodies = np.bincount(owner[1:][sizes >= BIG * sizes.max()], minlength=n + 1)
     split = np.nonzero(bodies >= 2)[0]
     if not len(split):
-        return comps, n
+        return stats
     whole = np.ones(n + 1, bool)
     whole[0] = whole[split] = False
     lut = np.zeros(n + 1, np.int64)
@@ -145,7 +144,7 @@ def _split_at_discs(vertebra: np.ndarray, comps: np.ndarray, n: int, discs: np.n
         ids, filled = np.unique(part[mine], return_inverse=True)
         out[box][mine] = next_label + 1 + filled
         next_label += len(ids)
-    return out, next_label
+    return _components(vertebra, out, next_label)
 
 
 def _fill_from_neighbours(part: np.ndarray, mine: np.ndarray) -> np.ndarray:
@@ -182,11 +181,10 @@ def _number_box(structures: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     out = np.zeros(structures.shape, np.int16)
     out[structures == CANAL] = CANAL_LABEL
     vertebra = structures == VERTEBRA
-    comps, n = ndimage.label(vertebra)
-    discs, n_discs = ndimage.label(structures == DISC)
-    if n and n_discs:
-        comps, n = _split_at_discs(vertebra, comps, n, discs, n_discs, spacing)
-    comps, sizes, centre, span = _components(vertebra, comps, n)
+    stats, disc_stats = _components(vertebra), _components(structures == DISC)
+    if len(stats[1]) and len(disc_stats[1]):
+        stats = _split_at_discs(vertebra, stats, disc_stats, spacing)
+    comps, sizes, centre, span = stats
     owner = _vertebra_levels(sizes, centre, span)
     levels = np.unique(owner)
     levels = levels[np.argsort(-centre[levels], kind="stable")]  # lowest level first
@@ -195,7 +193,7 @@ def _number_box(structures: np.ndarray, spacing: np.ndarray) -> np.ndarray:
         rank = np.zeros(len(sizes), np.int64)
         rank[levels] = np.arange(1, len(levels) + 1)
         out[comps > 0] = _lut(np.minimum(rank[owner], MAX_LEVEL))[comps[comps > 0]]
-    comps, sizes, centre, span = _components(structures == DISC)
+    comps, sizes, centre, span = disc_stats
     if len(sizes):
         if len(level_rows):
             below = (level_rows[None, :] > centre[:, None]).sum(1)  # vertebra centres below each disc piece
