@@ -36,7 +36,7 @@ from .postprocess import chosen_cleanup, cleanup
 from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
 from .spider import read_image, read_mask, require_usable, structure_mask
-from .surface import BorderSet, Work, directed_distances, run_work, symmetric_distances
+from .surface import BorderSet, JobPool, Work, directed_distances, run_work, symmetric_distances
 
 
 # ---------------------------------------------------------------- the model of a run
@@ -159,40 +159,49 @@ def reference_structures(record: dict) -> tuple[sitk.Image, sitk.Image]:
 
 
 # ---------------------------------------------------------------- evaluation of a datalist part
-def score_series(reference: sitk.Image, predicted: sitk.Image) -> tuple[dict, sitk.Image, list[Instance]]:
+def score_series(reference: sitk.Image, predicted: sitk.Image, extra: tuple[Work, ...] = ()
+                 ) -> tuple[dict, sitk.Image, list[Instance], list]:
     """Everything `evaluate` measures for one series, from its reference mask (SPIDER values) and a predicted
     structure map on the same grid: the map numbered into SPIDER values, the semantic metrics (raw and after
-    cleanup), the seed's number, and the challenge's instance figures (both variants)."""
+    cleanup), the seed's number, and the challenge's instance figures (both variants); with the answers of
+    `extra` work, run in the same pool. The numbering runs in the pool while the semantic part is prepared,
+    and the semantic distances while the instances' borders are found."""
     from .labels import to_structures
 
-    spider = to_spider_values(predicted)
-    ref_spider, spider_array = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(spider)
-    ref, pred = to_structures(ref_spider), sitk.GetArrayFromImage(predicted)
-    cleaned = cleanup(pred)
-    spacing = numpy_order(reference.GetSpacing())
-    joint = joint_counts(ref_spider, spider_array, 256)  # one count serves the seed, the instances, the structures
-    pred_borders = BorderSet(pred, connectivity=1)
-    semantic = semantic_work(BorderSet(ref, connectivity=1), pred_borders, spacing, pred_borders.cleaned(cleaned))
-    instances = instance_work(ref_spider, spider_array, reference.GetSpacing(), joint=joint)
-    distances, instances = run_work(semantic, instances)  # every distance job of the series in one pool
+    with JobPool() as pool:
+        numbered = pool.submit(partial(to_spider_values, predicted))
+        extras = [pool.work(work) for work in extra]
+        ref_spider, pred = sitk.GetArrayFromImage(reference), sitk.GetArrayFromImage(predicted)
+        ref, cleaned = to_structures(ref_spider), cleanup(pred)
+        spacing = numpy_order(reference.GetSpacing())
+        pred_borders = BorderSet(pred, connectivity=1)
+        semantic = pool.work(semantic_work(BorderSet(ref, connectivity=1), pred_borders, spacing,
+                                           pred_borders.cleaned(cleaned)))
+        spider = numbered()
+        spider_array = sitk.GetArrayFromImage(spider)
+        joint = joint_counts(ref_spider, spider_array, 256)  # one count serves the seed, instances, structures
+        instances = pool.work(instance_work(ref_spider, spider_array, reference.GetSpacing(), joint=joint))
+        distances, instances = semantic(), instances()
+        extras = [answer() for answer in extras]
     row = _semantic_row(grouped(joint, structure_lut()), distances)
     row["seed_style"] = seed_style_score(ref_spider, spider_array, joint=joint)
     cleaned_row = _semantic_row(joint_counts(ref, cleaned, len(STRUCTURES)), distances, which=1)
     row.update({f"clean_{k}": v for k, v in cleaned_row.items()})
     row.update(scan_metrics(instances, "challenge"))
     row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
-    return row, spider, instances
+    return row, spider, instances, extras
 
 
 def evaluate_series(reference: sitk.Image, predicted: sitk.Image, out: Path, stem: str
                     ) -> tuple[dict, list[Instance], list[Instance]]:
     """What `evaluate` does with one prediction: score it (`score_series`), write structures/<stem>.mha and
     predictions/<stem>.mha under `out`, and score the reference against its own renumbered structures (what
-    numbering alone costs). Returns the metrics row and both sets of challenge instances."""
-    row, spider, instances = score_series(reference, predicted)
+    numbering alone costs; in the same pool). Returns the metrics row and both sets of challenge instances."""
+    check = Work([lambda: score_images(reference, renumbered(reference), variants=())], lambda r: r[0])
+    row, spider, instances, (numbering,) = score_series(reference, predicted, extra=(check,))
     write_image_atomic(predicted, out / "structures" / f"{stem}.mha")
     write_image_atomic(spider, out / "predictions" / f"{stem}.mha")
-    return row, instances, score_images(reference, renumbered(reference), variants=())  # Dice and detection
+    return row, instances, numbering  # the numbering check: Dice and detection
 
 
 def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",

@@ -86,7 +86,7 @@ def test_a_bad_prediction_scores_what_the_rules_written_out_give(small_dataset, 
     predicted = sitk.GetImageFromArray(pred)
     predicted.CopyInformation(mask)
 
-    row, spider, _ = score_series(mask, predicted)
+    row, spider, *_ = score_series(mask, predicted)
 
     pred_spider = sitk.GetArrayFromImage(to_spider_values(predicted))
     assert np.array_equal(sitk.GetArrayFromImage(spider), pred_spider)
