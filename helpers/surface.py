@@ -47,7 +47,8 @@ NEAR_VOXELS = 2  # the local search looks up to this many voxels along the coars
 NEAR_GIVE_UP = 0.5  # ... and stops after the first voxel around when more than this share is still unresolved
 # what the far points cost, measured on 2 cores (ns): a distance map per voxel of its box, a KD-tree per point
 # it holds (built once per label and spacing) and per far point it answers
-MAP_NS, TREE_BUILD_NS, TREE_QUERY_NS = 21, 80, 2400
+MAP_NS, TREE_BUILD_NS, TREE_QUERY_NS = 16, 80, 2400
+REACH_NS = 30  # what finding the target's crop (`_reach`) costs per point, measured the same way
 REACH_BLOCK = 8  # voxels a side: the blocks of far points whose distance bounds crop the target
 FAR_METHOD: str | None = None  # "map" or "tree" forces one (tests); None: whichever costs less
 THREADS = os.cpu_count() or 1  # independent distance jobs run side by side on this many threads
@@ -362,9 +363,13 @@ def far_distances(points: np.ndarray, target: BorderSet, label: int, sampling: S
     spacing = np.asarray(sampling, dtype=np.float64)
     goal_low, goal_high = target.box[label]
     low, high = _extent(points)
-    margin = np.floor(_reach(points, low, high, target.points[label], target.box[label], spacing)
-                      / spacing).astype(int) + 1
-    crop_low, crop_high = np.maximum(low - margin, goal_low), np.minimum(high + margin, goal_high)
+    crop_low, crop_high = goal_low, goal_high
+    # the most a crop of the target can save: map voxels beyond the points' own box, or the tree's target voxels
+    beyond = np.prod(np.maximum(high, goal_high) - np.minimum(low, goal_low) + 1) - np.prod(high - low + 1)
+    if max(MAP_NS * float(beyond), TREE_BUILD_NS * len(target.points[label])) > REACH_NS * len(points):
+        margin = np.floor(_reach(points, low, high, target.points[label], target.box[label], spacing)
+                          / spacing).astype(int) + 1
+        crop_low, crop_high = np.maximum(low - margin, goal_low), np.minimum(high + margin, goal_high)
     whole = bool(np.all(crop_low == goal_low) and np.all(crop_high == goal_high))
     # target voxels beyond the margin lie farther from every point than the bound: never the nearest
     goal = target.points[label] if whole else target.points_in(label, crop_low, crop_high)
