@@ -281,13 +281,13 @@ def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
     return "synthetic series at SPIDER's size", sorted((data / "masks").glob("*.mha"))[:4]
 
 
-def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
+def bench_scoring(tmp: Path, run_dirs: list[Path] = ()) -> dict:
     """Seconds per real-sized series for everything `evaluate` does after the network (`evaluate_series`:
     numbering, semantic metrics raw and cleaned, the seed's number, the challenge's figures in both variants,
     writing both maps, the numbering check), for a good prediction (the reference moved by one voxel in-plane),
     a scattered one (1 % stray voxels), a bloated one (half the volume painted with blobs of random structures)
-    and, when `run_dir` holds a model, that model's own prediction; and the challenge's figures of the references
-    against their own renumbered structures (what numbering costs)."""
+    and the own prediction of each model in `run_dirs` ("smoke model, N iterations"); and the challenge's figures
+    of the references against their own renumbered structures (what numbering costs)."""
     from .evaluate import Predictor, evaluate_series
     from .labels import to_structures
     from .numbering import numbering_cost
@@ -295,14 +295,18 @@ def bench_scoring(tmp: Path, run_dir: Path | None = None) -> dict:
 
     source, paths = _scoring_series(tmp)
     rng = np.random.default_rng(0)
-    predictor = Predictor(run_dir) if run_dir and (run_dir / "config.json").is_file() else None
+    predictors = {}
+    for run_dir in run_dirs:
+        predictor = Predictor(run_dir)
+        iterations = predictor.config.get("max_iterations")
+        predictors[f"{predictor.config['profile']} model, {iterations} iterations"] = predictor
     rows = []
     for path in paths:
         reference = sitk.ReadImage(str(path))
         moved = np.roll(to_structures(sitk.GetArrayFromImage(reference)), (1, 1), (1, 2))
         kinds = {"good": moved, "scattered": fragmented(moved, rng), "bloated": bloated(moved, rng)}
-        if predictor is not None:
-            kinds["smoke model"] = predictor.structures(read_image(path.parent.parent / "images" / path.name))
+        for name, predictor in predictors.items():
+            kinds[name] = predictor.structures(read_image(path.parent.parent / "images" / path.name))
         for kind, prediction in kinds.items():
             if isinstance(prediction, np.ndarray):
                 prediction = sitk.GetImageFromArray(prediction)
@@ -358,9 +362,10 @@ def bench_course(tmp: Path) -> tuple[dict, dict]:
 
 
 def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = None,
-              real_samples: Path | None = None, run: str | Path | None = None) -> dict:
+              real_samples: Path | None = None, run: str | Path | list | None = None) -> dict:
     """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json.
-    `scoring` scores RUN's predictions (default: the course run's model when `course` runs too)."""
+    `scoring` scores the predictions of each run in `run` (default: the course run's model when `course` runs
+    too)."""
     from .paths import ROOT
 
     out = Path(out)
@@ -386,10 +391,11 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             results["course"], results["inference"] = bench_course(tmp)
         if "scoring" in sections:
             print("scoring ...", flush=True)
-            model = Path(run) if run else (tmp / "course" / "train" if "course" in results else None)
-            command = "python -m helpers bench" + (" --only scoring" if only else "") + (" --run RUN" if run else "")
-            results["scoring"] = {**bench_scoring(tmp, model if model and model.is_dir() else None),
-                                  "command": command, "machine": machine()}
+            runs = [Path(r) for r in ([run] if isinstance(run, (str, Path)) else run or [])]
+            if not runs and (tmp / "course" / "train").is_dir():
+                runs = [tmp / "course" / "train"]
+            command = "python -m helpers bench" + (" --only scoring" if only else "") + " --run RUN" * len(run or [])
+            results["scoring"] = {**bench_scoring(tmp, runs), "command": command, "machine": machine()}
         if "quality" in sections:
             print("quality at equal wall time ...", flush=True)
             results["quality"] = bench_quality(tmp, 30 if quick else 60, real_samples, 3 if quick else 6)

@@ -114,8 +114,9 @@ def _scoring_markdown(s: dict) -> str:
     lines += ["", f"Series sizes (slices x rows x columns as numpy holds them): {', '.join(sizes)}. Good: the reference "
               "moved by one voxel in-plane. Scattered: that, with 1 % of all voxels turned into a random structure "
               "(each a stray fragment). Bloated: that, with half of the volume painted with blobs of random structures "
-              "(smoothed noise), as an early model paints it. Smoke model: what a model trained by the smoke profile on synthetic data "
-              "predicts on these series (with `--run`, or in the full benchmark).", "",
+              "(smoothed noise), as an early model paints it. Smoke model, N iterations: what a model trained that long by the smoke "
+              "profile on synthetic data predicts on these series (`--run RUN`, repeatable; the course's model in the full "
+              "benchmark).", "",
               "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
               "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",
               "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",

@@ -276,7 +276,8 @@ def _other_commands(sub) -> None:
 
     p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
-    p.add_argument("--run", type=Path, help="with scoring: also score this training run's own predictions")
+    p.add_argument("--run", type=Path, action="append",
+                   help="with scoring: also score this training run's own predictions (repeat for several runs)")
     p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
     p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality "
                                   "(the others keep their figures already in OUT/benchmarks.json)")

@@ -12,15 +12,16 @@ mm, the numbers a distance transform of the whole image gives, computed in two s
    are still unresolved (a scattered or bloated prediction), so it never costs more than a few passes, and
    is skipped when most points lie beyond its reach anyway;
 2. the points left: only the target voxels that can be the nearest to one of them are kept (those within
-   an upper bound of their distance, per block of points where the target reaches beyond them), then the
-   cheaper of an exact distance map (Maurer's algorithm, SimpleITK; about 20-30 ns a voxel) over the
-   bounding box of both sets, or a KD-tree over those target voxels (about 1 microsecond a far point).
+   an upper bound of their distance, per block of points where the target reaches beyond them, when that can
+   save more than the search costs), then the cheaper of an exact distance map (Maurer's algorithm,
+   SimpleITK; about 15 ns a voxel) over the bounding box of both sets, or a KD-tree over those target voxels
+   (about 1 microsecond a far point).
 
 Independent distance jobs (`Work`, `JobPool`, `run_work`) run side by side on every core. What stays expensive: a
 prediction that paints the whole image with one label matched by many reference instances (an early or
-bloated model) needs, per instance and spacing, a distance map of the whole image (about 0.25 s CPU for
-20 x 640 x 512 voxels): a KD-tree answers its ~10^6 far points 2-4 times slower, and no part of the map can be
-left out while that label's border fills the image.
+bloated model) needs, per instance and spacing, a distance map of the whole image (about 0.13 s CPU for
+27 x 640 x 512 voxels in the map's fastest axis order): a KD-tree answers its ~10^6 far points 3-7 times slower,
+and no part of the map can be left out while that label's border fills the image.
 
 Used by notebook 06 (through helpers.evaluate).
 """

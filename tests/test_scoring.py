@@ -128,3 +128,30 @@ def test_distance_jobs_side_by_side_give_what_they_give_in_turn(small_dataset, m
         rows.append(score_series(mask, predicted)[0])
     assert rows[0].keys() == rows[1].keys()
     assert all(rows[0][k] == rows[1][k] or (math.isnan(rows[0][k]) and math.isnan(rows[1][k])) for k in rows[0])
+
+
+@pytest.mark.parametrize("shape", [(5, 30, 24), (30, 5, 24), (24, 30, 5)], ids=["slices", "rows", "columns"])
+def test_a_map_in_its_fastest_axis_order_gives_the_distances_of_scipy(shape):
+    order = surface.map_layout(shape)
+    assert order[1] == int(np.argmin(shape))  # the shortest axis moves to the middle: the map is laid out anew
+    rng = np.random.default_rng(4)
+    goal = np.zeros(shape, bool)
+    goal[tuple(rng.integers(0, n, 12) for n in shape)] = True
+    points = np.argwhere(rng.random(shape) < 0.2)
+    spacing = (0.9, 0.47, 3.3)
+    got = surface.map_distances(np.argwhere(goal) + 2, points + 2, np.array([2, 2, 2]), shape, spacing)
+    expected = ndimage.distance_transform_edt(~goal, sampling=spacing)[tuple(points.T)]
+    assert got == pytest.approx(expected, rel=1e-5)  # float32 maps
+
+
+def test_a_job_pool_returns_results_in_order_and_passes_errors_on():
+    def fail():
+        raise RuntimeError("job failed")
+
+    for threads in (1, 2):
+        with surface.JobPool(threads) as pool:
+            results = [pool.submit(lambda i=i: i * i) for i in range(6)]
+            answer = pool.work(surface.Work([lambda: 1, lambda: 2], sum))
+            assert [r() for r in results] == [0, 1, 4, 9, 16, 25] and answer() == 3
+        with pytest.raises(RuntimeError, match="job failed"), surface.JobPool(threads) as pool:
+            pool.submit(fail)()
