@@ -15,6 +15,7 @@ import platform
 import resource
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -281,7 +282,7 @@ def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
     return "synthetic series at SPIDER's size", sorted((data / "masks").glob("*.mha"))[:4]
 
 
-def bench_scoring(tmp: Path, run_dirs: list[Path] = ()) -> dict:
+def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
     """Seconds per real-sized series for everything `evaluate` does after the network (`evaluate_series`:
     numbering, semantic metrics raw and cleaned, the seed's number, the challenge's figures in both variants,
     writing both maps, the numbering check), for a good prediction (the reference moved by one voxel in-plane),
@@ -392,9 +393,9 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
         if "scoring" in sections:
             print("scoring ...", flush=True)
             runs = [Path(r) for r in ([run] if isinstance(run, (str, Path)) else run or [])]
+            command = "python -m helpers bench" + (" --only scoring" if only else "") + " --run RUN" * len(runs)
             if not runs and (tmp / "course" / "train").is_dir():
                 runs = [tmp / "course" / "train"]
-            command = "python -m helpers bench" + (" --only scoring" if only else "") + " --run RUN" * len(run or [])
             results["scoring"] = {**bench_scoring(tmp, runs), "command": command, "machine": machine()}
         if "quality" in sections:
             print("quality at equal wall time ...", flush=True)
