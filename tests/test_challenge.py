@@ -154,8 +154,8 @@ def challenge_by_hand(ref, pred, sampling):
     return out
 
 
-@pytest.mark.parametrize("near, far_method", [(2, None), (0, "tree"), (0, "map")],
-                         ids=["as configured", "KD-tree only", "distance maps only"])
+@pytest.mark.parametrize("near, far_method", [(2, None), (0, "tree"), (0, "map"), (0, "band")],
+                         ids=["as configured", "KD-tree only", "distance maps only", "bands of rows only"])
 def test_fast_scoring_equals_the_rules_written_out(small_dataset, monkeypatch, near, far_method):
     monkeypatch.setattr(surface, "NEAR_VOXELS", near)
     monkeypatch.setattr(surface, "FAR_METHOD", far_method)

@@ -144,6 +144,39 @@ def test_a_map_in_its_fastest_axis_order_gives_the_distances_of_scipy(shape):
     assert got == pytest.approx(expected, rel=1e-5)  # float32 maps
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_a_band_of_rows_gives_the_distances_of_scipy(axis):
+    """Distances by the 2D maps of the goal's rows and the envelope along `axis` equal scipy's transform of the whole
+    box (float64: to rounding), for points on both sides of the band and inside it, rows without goal voxels among
+    the band's, and a goal on the box's edge."""
+    shape, spacing = (9, 40, 33), (0.9, 0.47, 3.3)
+    rng = np.random.default_rng(axis)
+    goal = np.zeros(shape, bool)
+    band = [slice(None)] * 3
+    band[axis] = slice(2, 7)
+    goal[tuple(band)] = rng.random(goal[tuple(band)].shape) < 0.03
+    edge = [slice(None)] * 3
+    edge[axis], edge[(axis + 1) % 3] = 2, 0
+    goal[tuple(edge)] = True
+    empty = [slice(None)] * 3
+    empty[axis] = 4
+    goal[tuple(empty)] = False  # a row of the band with no goal voxel
+    points = np.argwhere(rng.random(shape) < 0.3)
+    low, high = np.array([3, 3, 3]), np.array(shape) + 2
+    assert surface.band_axis(np.argwhere(goal).min(0) + 3, np.argwhere(goal).max(0) + 3, low, high) == axis
+    got = surface.band_distances(np.argwhere(goal) + 3, points + 3, low, high, spacing, axis)
+    expected = ndimage.distance_transform_edt(~goal, sampling=spacing)[tuple(points.T)]
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_a_band_of_one_voxel_gives_plain_distances():
+    points = np.array([[0, 0, 0], [5, 5, 5], [2, 3, 4], [9, 0, 1]])
+    goal = np.array([[2, 3, 4]])
+    got = surface.band_distances(goal, points, np.zeros(3, int), np.array([9, 5, 5]), (2.0, 0.5, 1.0), 0)
+    expected = np.sqrt(((points - goal) ** 2 * np.array([4.0, 0.25, 1.0])).sum(1))
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
 def test_a_job_pool_returns_results_in_order_and_passes_errors_on():
     def fail():
         raise RuntimeError("job failed")
