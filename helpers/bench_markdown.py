@@ -125,7 +125,7 @@ def _scoring_markdown(s: dict) -> str:
                   "DiceScoreVertebrae", "DiceScoreDiscs", "DetectionRateVertebrae", "DetectionRateDiscs",
                   "OveralDiceScore")) + " |"]
     if worst > TARGETS["scoring_seconds"]:
-        lines += ["", "Where the target is missed: see the note under the table in the README's scoring section."]
+        lines += ["", "Where the target is missed: see 'Speed' and 'The band of rows' in the README's scoring section."]
     return "\n".join(lines) + "\n"
 
 
