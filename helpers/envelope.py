@@ -41,7 +41,7 @@ def row_maps(goal: np.ndarray, shape: np.ndarray, su: float, sv: float) -> np.nd
                     last = v
                 if last >= 0:
                     out[r, u, v] = min(out[r, u, v], (last - v) * (last - v) * sv2)
-        verts = np.empty(nu, np.int64)
+        verts = np.empty(nu, np.int32)
         starts = np.empty(nu + 1, np.float64)
         column = np.empty(nu, np.float64)
         for v in range(nv):  # along u: lower envelope of the lines' parabolas
@@ -91,7 +91,7 @@ def envelopes(rows: np.ndarray, s2: float) -> tuple[np.ndarray, np.ndarray, np.n
     finite value. Returns, per column: the rows on the envelope, where each starts to be the lowest, and the index
     of the last one."""
     band, nu, nv = rows.shape
-    verts = np.empty((nu, nv, band), np.int64)
+    verts = np.empty((nu, nv, band), np.int32)
     starts = np.empty((nu, nv, band + 1), np.float64)
     last = np.empty((nu, nv), np.int64)
     column = np.empty(band, np.float64)
