@@ -26,7 +26,7 @@ def _inspect(args) -> None:
     from .files import write_text_atomic
     from .inspection import flagged, inspect_dataset
 
-    table = inspect_dataset(args.data_dir, progress=True)
+    table = inspect_dataset(_course(data_dir=args.data_dir).data, progress=True)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
         print(table.drop(columns=["flags"]).to_string(index=False))
     bad = flagged(table)
@@ -53,30 +53,37 @@ def _resample(args) -> None:
     from .profiles import get_profile
     from .resample import ResampleSettings, resample_dataset
 
+    course = _course(data_dir=args.data_dir, profile=args.profile)
     spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
     settings = ResampleSettings(mode=args.mode, spacing=spacing, labels=args.labels,
-                                min_inplane_mm=get_profile(args.profile).inplane_mm)
-    print(resample_dataset(args.data_dir, args.out, settings, workers=args.workers))
+                                min_inplane_mm=get_profile(course.profile).inplane_mm)
+    print(resample_dataset(course.data, args.out or course.layout.prep, settings, workers=args.workers))
 
 
 def _datalist(args) -> None:
     from .datalist import split_table, write_datalist
 
-    datalist = write_datalist(args.prep_dir, args.out, seed=args.seed, folds=args.folds)
+    layout = _course().layout if not (args.prep_dir and args.out) else None
+    out = args.out or layout.datalist
+    datalist = write_datalist(args.prep_dir or layout.prep, out, seed=args.seed, folds=args.folds)
     print(split_table(datalist).to_string())
     for reason in datalist["skipped"]:
         print(f"  NOT USED {reason}")
-    print(f"{datalist['split']}; no patient in two parts -> {args.out}")
+    print(f"{datalist['split']}; no patient in two parts -> {out}")
 
 
 def _train(args) -> None:
     from .profiles import device_message
-    from .train import TrainConfig, train
+    from .train import TrainConfig, require_profile_grid, train
 
+    course = _course(profile=args.profile) if not (args.datalist and args.out and args.profile) else None
+    profile = args.profile or course.profile
     print(device_message())
-    config = TrainConfig(datalist=str(args.datalist), run_dir=str(args.out), profile=args.profile, model=args.model,
+    config = TrainConfig(datalist=str(args.datalist or course.layout.datalist),
+                         run_dir=str(args.out or course.layout.train), profile=profile, model=args.model,
                          max_iterations=args.max_iterations, val_every=args.val_every, lr=args.lr, seed=args.seed,
                          loss=args.loss, class_ratios=args.class_ratios)
+    require_profile_grid(config)
     train(config)
 
 
@@ -84,6 +91,7 @@ def _evaluate(args) -> None:
     from .evaluate import evaluate, summarise
     from .seed import instance_classes
 
+    args.run = args.run or _course().layout.train
     table = evaluate(args.run, args.datalist, args.part)
     summary = summarise(table, part=args.part)
     for key, stat in summary["metrics"].items():
@@ -124,15 +132,17 @@ def _score(args) -> None:
 def _predict(args) -> None:
     from .evaluate import predict_file
 
-    print(f"wrote {predict_file(args.image, args.run, args.out, spider_values=not args.structures)}")
+    run = args.run or _course().layout.train
+    print(f"wrote {predict_file(args.image, run, args.out, spider_values=not args.structures)}")
 
 
 def _report(args) -> None:
     from .paths import run_layout
     from .report import build_report
 
-    out = args.out or run_layout(Path(args.run).parent).report
-    print(f"wrote {build_report(args.run, out, args.part)}")
+    run = args.run or _course().layout.train
+    out = args.out or run_layout(Path(run).parent).report
+    print(f"wrote {build_report(run, out, args.part)}")
 
 
 def _download(args) -> None:
@@ -165,6 +175,16 @@ def _solutions(args) -> None:
     print(solutions_text(context(args.data_dir or "", args.run or "", part=args.part), args.notebook))
 
 
+COURSE_DEFAULT = "dataset folder (default: the course's, chosen in notebook 00; else data/synthetic)"
+
+
+def _course(data_dir: Path | None = None, profile: str | None = None):
+    """The course's choice (notebook 00, `run-notebooks`) with what the command line set; said in one line."""
+    from .course import follow_course
+
+    return follow_course(data_dir or "", profile or "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("inspect", help="table of every series, with flagged ones and why")
-    p.add_argument("data_dir", type=Path)
+    p.add_argument("data_dir", type=Path, nargs="?", help=COURSE_DEFAULT)
     p.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     p.set_defaults(func=_inspect)
 
@@ -200,20 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_commands(sub) -> None:
     """resample, datalist."""
     p = sub.add_parser("resample", help="reorient, resample, normalise and write NIfTI training data")
-    p.add_argument("data_dir", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="output folder, outside the raw data")
+    p.add_argument("data_dir", type=Path, nargs="?", help=COURSE_DEFAULT)
+    p.add_argument("--out", type=Path, help="output folder, outside the raw data (default: the course's prep/)")
     p.add_argument("--mode", choices=["spacing", "fixed_size"], default="spacing")
     p.add_argument("--spacing", help="LR,SI,AP in mm (default: chosen from the data)")
-    p.add_argument("--profile", default="smoke", choices=list(PROFILES),
-                   help="the profile to train with: its in-plane grid floor (" + ", ".join(
+    p.add_argument("--profile", choices=list(PROFILES),
+                   help="the profile to train with (default: the course's): its in-plane grid floor (" + ", ".join(
                        f"{p.name} {p.inplane_mm:g} mm" for p in PROFILES.values()) + ")")
     p.add_argument("--labels", choices=["structures", "instances"], default="structures")
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=_resample)
 
     p = sub.add_parser("datalist", help="MONAI datalist JSON split by patient, with a leakage check")
-    p.add_argument("prep_dir", type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("prep_dir", type=Path, nargs="?", help="default: the course's prep/")
+    p.add_argument("--out", type=Path, help="default: the course's datalist.json")
     p.add_argument("--folds", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_datalist)
@@ -223,9 +243,9 @@ def _data_commands(sub) -> None:
 def _model_commands(sub) -> None:
     """train, evaluate, score, predict."""
     p = sub.add_parser("train", help="train a network on a datalist; rerun to resume")
-    p.add_argument("--datalist", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, config, metrics)")
-    p.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    p.add_argument("--datalist", type=Path, help="default: the course's datalist.json")
+    p.add_argument("--out", type=Path, help="run folder: checkpoints, config, metrics (default: the course's train/)")
+    p.add_argument("--profile", choices=list(PROFILES), help="default: the course's")
     p.add_argument("--model", default="unetr", choices=list(MODELS))
     p.add_argument("--max-iterations", type=int)
     p.add_argument("--val-every", type=int)
@@ -238,7 +258,7 @@ def _model_commands(sub) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", help="predict a datalist part and score it on the original grids")
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--datalist", type=Path, help="default: the run's own")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_evaluate)
@@ -253,7 +273,7 @@ def _model_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="segment one series; the mask keeps the input's geometry")
     p.add_argument("image", type=Path)
-    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--structures", action="store_true", help="write 0-3 structures instead of SPIDER values")
     p.set_defaults(func=_predict)
@@ -263,8 +283,8 @@ def _model_commands(sub) -> None:
 def _other_commands(sub) -> None:
     """report, download, bench, links, solutions."""
     p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
-    p.add_argument("--run", required=True, type=Path)
-    p.add_argument("--out", type=Path, help="default: report/ for outputs/train, else <run>/../report")
+    p.add_argument("--run", type=Path, help="default: the course's train/")
+    p.add_argument("--out", type=Path, help="default: <run>/../report (the committed report/: `make report`)")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_report)
 
@@ -289,8 +309,8 @@ def _other_commands(sub) -> None:
 
     p = sub.add_parser("solutions", help="for instructors: every exercise, its answer on this data, worked solution")
     p.add_argument("--notebook", help="only this notebook's exercises, e.g. 02")
-    p.add_argument("--data-dir", help="dataset folder (default: the synthetic one under data/)")
-    p.add_argument("--run", help="course run folder (default: outputs/)")
+    p.add_argument("--data-dir", help=COURSE_DEFAULT)
+    p.add_argument("--run", help="course run folder (default: the course's)")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_solutions)
 

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .errors import KitError
-from .files import write_text_atomic
+from .files import copy_file_atomic, write_text_atomic
 
 ZENODO_FILES_URL = "https://zenodo.org/records/10159290/files"
 SPIDER_MANIFEST = {"files": [
@@ -180,39 +180,66 @@ def extract(zip_path: Path, to: Path) -> list[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _check_space(to: Path, entries: list[dict], state: dict) -> None:
-    needed = sum(2 * e["size"] if e["name"].endswith(".zip") else e["size"]
-                 for e in entries if e.get("size") and e["name"] not in state.get("verified", {}))
-    free = shutil.disk_usage(to).free
+def _check_space(folder: Path, entries: list[dict], verified: dict, zips: bool = True, unpacked: bool = True) -> None:
+    """Enough room in `folder` for the files not yet verified: their zips, what they unpack to, or both."""
+    needed = sum(e["size"] * ((zips or not e["name"].endswith(".zip")) + (unpacked and e["name"].endswith(".zip")))
+                 for e in entries if e.get("size") and e["name"] not in verified)
+    free = shutil.disk_usage(folder).free
     if needed and free < needed:
-        raise DownloadError(f"{to}: {free / 1e9:.1f} GB free, the download and its extraction need about "
+        raise DownloadError(f"{folder}: {free / 1e9:.1f} GB free, the download and its extraction need about "
                             f"{needed / 1e9:.1f} GB; free some space or choose another folder")
 
 
+def zip_store(keep_on_drive: bool = True) -> Path | None:
+    """Where notebook 00 keeps the downloaded zips: on Colab with `keep_on_drive`, a Drive folder (3.8 GB) that a
+    new runtime unzips from instead of downloading again; otherwise None: beside the data they unpack to."""
+    from .notebook import in_colab
+    from .paths import kit_home
+
+    return kit_home() / "downloads" / "spider" if in_colab() and keep_on_drive else None
+
+
 def download(to: str | Path, base_url: str = ZENODO_FILES_URL, manifest: dict | None = None,
-             progress: bool = True, timeout: float = 60.0) -> Path:
-    """Fetch, verify and extract every file of the manifest into `to`; a rerun verifies and does nothing."""
+             progress: bool = True, timeout: float = 60.0, keep: str | Path | None = None) -> Path:
+    """Fetch, verify and extract every file of the manifest into `to`; a rerun verifies and does nothing.
+
+    `keep`: a folder for the downloaded files themselves (a cache on Google Drive); zips are unpacked from there
+    into `to` and other files copied; a new `to` is filled from it without downloading again."""
     to = Path(to)
+    keep = Path(keep) if keep else to
     to.mkdir(parents=True, exist_ok=True)
+    keep.mkdir(parents=True, exist_ok=True)
     entries = (manifest or SPIDER_MANIFEST)["files"]
-    state = _state(to)
-    state.setdefault("verified", {})
-    state.setdefault("extracted", {})
-    _check_space(to, entries, state)
+    kept = _state(keep)  # what was verified, where the files are kept
+    here = kept if keep.resolve() == to.resolve() else _state(to)  # what was extracted or copied here
+    kept.setdefault("verified", {})
+    here.setdefault("extracted", {})
+    if here is kept:
+        _check_space(to, entries, kept["verified"])
+    else:
+        _check_space(keep, entries, kept["verified"], unpacked=False)
+        _check_space(to, entries, here["extracted"], zips=False)
     for entry in entries:
         name = entry["name"]
-        final, part = to / name, to / f"{name}.part"
-        if not (final.is_file() and state["verified"].get(name) == _stamp(final)):
+        final, part = keep / name, keep / f"{name}.part"
+        if not (final.is_file() and kept["verified"].get(name) == _stamp(final)):
             if not final.is_file():
                 _fetch(f"{base_url.rstrip('/')}/{name}", part, entry, progress, timeout)
                 os.replace(part, final)
             verify(final, entry)  # also covers files placed by hand
-            state["verified"][name] = _stamp(final)
-            _save_state(to, state)
-        if name.endswith(".zip") and state["extracted"].get(name) != state["verified"][name]:
+            kept["verified"][name] = _stamp(final)
+            _save_state(keep, kept)
+        stamp = kept["verified"][name]
+        if name.endswith(".zip"):
+            if here["extracted"].get(name) == stamp:
+                continue
             extract(final, to)
-            state["extracted"][name] = state["verified"][name]
-            _save_state(to, state)
+        elif here is kept or (here["extracted"].get(name) == stamp and (to / name).is_file()):
+            continue
+        else:
+            copy_file_atomic(final, to / name)
+        here["extracted"][name] = stamp
+        _save_state(to, here)
     return to
 
 

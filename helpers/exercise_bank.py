@@ -127,7 +127,7 @@ def squeezed_by_ct_window(ctx: Context) -> int:
 # ---- 03 · resampling ------------------------------------------------------------------------------------------
 
 def _manifest(ctx: Context, folder: str = "prep") -> dict:
-    path = _need(ctx.run.root / folder / "manifest.json", "notebook 03")
+    path = _need((ctx.run.prep if folder == "prep" else ctx.run.prep_fixed_size) / "manifest.json", "notebook 03")
     return json.loads(path.read_text())
 
 
@@ -310,7 +310,7 @@ read_manifest(layout.prep)["settings"]["spacing"]"""),
                   "fixed size means a different spacing for nearly every different input grid.",
              solution="""
 import pandas as pd
-pd.read_csv(layout.root / "prep_fixed_size" / "manifest.csv")["spacing"].nunique()
+pd.read_csv(layout.prep_fixed_size / "manifest.csv")["spacing"].nunique()
 # (the checker rounds each spacing to 0.01 mm; the CSV stores 0.001 mm)"""),
     Exercise("03.3", "Which label values do the kit's resampled masks hold (all series together)? A mask resampled "
                      "with linear interpolation would hold many more.",

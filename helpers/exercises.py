@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import RunLayout, resolve_data_dir, run_layout
+from .course import follow_course
+from .paths import RunLayout
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Context:
 
 
 def context(data_dir: str | Path = "", run_dir: str | Path = "", **values) -> Context:
-    """The context of a notebook from its parameters (empty strings: the kit's defaults, as in the notebooks)."""
-    return Context(resolve_data_dir(data_dir), run_layout(run_dir), values)
+    """The context of a notebook from its parameters (empty strings: the course's choice, as in the notebooks)."""
+    course = follow_course(data_dir, "", run_dir, quiet=True)
+    return Context(course.data, course.layout, values)
 
 
 def _norm(value: Any) -> str:

@@ -33,6 +33,14 @@ def write_text_atomic(target: os.PathLike | str, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+def copy_file_atomic(source: os.PathLike | str, target: os.PathLike | str) -> None:
+    """Copy a file to `target` through a temporary file and a rename."""
+    import shutil
+
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def write_image_atomic(image, target: os.PathLike | str) -> None:
     """Write a SimpleITK image through a temporary file and a rename; compressed where the format has it (.mha,
     .nii.gz; a .nii is never compressed)."""

@@ -1,5 +1,7 @@
-"""What every notebook does first (plotting defaults, Drive on Colab, versions and device in one line, a GPU
-check), and the headless switch that the notebook runner sets. Used by every notebook."""
+"""What every notebook does first (plotting defaults, on Colab runs on Drive and data on the runtime's disk,
+versions and device in one line, a GPU check), and the headless switch that the notebook runner sets.
+
+Used by every notebook."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import os
 import sys
 
 DRIVE_ROOT = os.environ.get("SPIDER_KIT_DRIVE_ROOT", "/content/drive/MyDrive/spider-unetr-kit")
+LOCAL_ROOT = os.environ.get("SPIDER_KIT_LOCAL_ROOT", "/content/spider-unetr-kit")  # the Colab runtime's own disk
+DRIVE_MOUNT = "/content/drive"
 
 
 HEADLESS_ENV = "SPIDER_KIT_HEADLESS"  # set by the notebook runner (helpers/runner.py)
@@ -21,22 +25,40 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def use_colab_homes(use_drive: bool = True) -> None:
+    """On Colab: runs on Google Drive (they survive a disconnect), data and preprocessed volumes on the runtime's
+    own disk (fast, and they would fill a free Drive). The kit reads these homes whenever it needs a path, so
+    this may run before or after any import."""
+    from .paths import DATA_HOME_ENV, HOME_ENV
+
+    os.environ[DATA_HOME_ENV] = LOCAL_ROOT
+    os.makedirs(LOCAL_ROOT, exist_ok=True)
+    if not use_drive:
+        os.environ[HOME_ENV] = LOCAL_ROOT
+        print(f"Google Drive not used: everything goes to {LOCAL_ROOT} and is lost with the runtime.")
+        return
+    from google.colab import drive
+
+    if not os.path.isdir(os.path.join(DRIVE_MOUNT, "MyDrive")):
+        drive.mount(DRIVE_MOUNT)
+    os.environ[HOME_ENV] = DRIVE_ROOT
+    os.makedirs(DRIVE_ROOT, exist_ok=True)
+    print(f"Google Drive mounted: runs, checkpoints, figures and reports go to {DRIVE_ROOT} (after a disconnect, "
+          f"run the notebooks again and training resumes); data and preprocessed volumes stay on this runtime's "
+          f"disk ({LOCAL_ROOT}): rebuilt by notebooks 00 and 03 after a new runtime. "
+          "(Set SPIDER_KIT_DRIVE=0 to keep everything on the runtime.)")
+
+
 def setup(use_drive: bool | None = None) -> None:
-    """Plotting defaults, Google Drive on Colab (data, runs and checkpoints survive a disconnect), and a
-    word about the device. Locally and headless: only the plotting defaults and the device line."""
+    """Plotting defaults, the Colab homes (runs on Google Drive, data on the runtime's disk), and a word about
+    the device. Locally and headless: only the plotting defaults and the device line."""
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 90, "image.interpolation": "nearest"})
     if use_drive is None:
         use_drive = os.environ.get("SPIDER_KIT_DRIVE", "1") == "1"
-    if in_colab() and use_drive and "helpers.paths" not in sys.modules:
-        from google.colab import drive
-
-        drive.mount("/content/drive")
-        os.environ["SPIDER_KIT_HOME"] = DRIVE_ROOT
-        os.makedirs(DRIVE_ROOT, exist_ok=True)
-        print(f"Google Drive mounted: data, runs and checkpoints go to {DRIVE_ROOT}; after a disconnect, "
-              "run the notebook again and training resumes. (Set SPIDER_KIT_DRIVE=0 to stay on the runtime.)")
+    if in_colab():
+        use_colab_homes(use_drive)
     from .profiles import device_message
 
     print(versions_line())
@@ -63,7 +85,8 @@ def versions_line() -> str:
 
 COLAB_GPU_STEPS = ("This Colab runtime has no GPU. Notebook 05 trains UNETR: without a GPU only the small smoke "
                    "profile runs. To get one: Runtime > Change runtime type > Hardware accelerator: T4 GPU > Save. "
-                   "The runtime restarts: run the notebooks again from the top (data and runs on Google Drive stay).")
+                   "The runtime restarts: run the notebooks again from the top (runs on Google Drive stay; "
+                   "notebooks 00 and 03 rebuild the data on the new runtime).")
 
 
 def gpu_check() -> bool:

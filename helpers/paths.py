@@ -1,5 +1,12 @@
 """Where things live: the kit's folders and the layout of one course run. Defined once, used everywhere.
 
+Every path is worked out when it is asked for, not when this module is imported, so the notebook's setup
+(Google Drive on Colab) may run before or after any import. Two homes:
+
+- `kit_home()`: runs, figures, tables, reports: what must survive a disconnect (Google Drive on Colab);
+- `data_home()`: datasets and preprocessed volumes: large, rebuilt on demand, best on a fast local disk
+  (the Colab runtime's own disk). Locally both are the repository.
+
 Used by every notebook.
 """
 
@@ -11,20 +18,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
-# Where data and runs live: the repository, or (on Colab) a Google Drive folder that survives disconnects
-HOME = Path(os.environ.get("SPIDER_KIT_HOME", ROOT))  # set by notebook.setup() on Colab, before this import
-DATA_DIR = HOME / "data" / "synthetic"  # the embedded default dataset, made by notebook 00
-REAL_DATA_DIR = HOME / "data" / "spider"  # where the real SPIDER dataset goes
-OUTPUT_DIR = HOME / "outputs"  # executed notebooks, figures, preprocessed data, runs
-REPORT_DIR = HOME / "report"
+REPORT_DIR = ROOT / "report"  # the committed report, refreshed on purpose (`make report`), never by a course run
 REAL_SAMPLES_DIR = ROOT.parent / "shared" / "real-samples"  # a few real SPIDER-derived series, where present
+
+HOME_ENV = "SPIDER_KIT_HOME"  # runs and results (notebook.setup() sets it to a Drive folder on Colab)
+DATA_HOME_ENV = "SPIDER_KIT_DATA_HOME"  # data and preprocessed volumes (the runtime's disk on Colab)
+
+
+def kit_home() -> Path:
+    """Where runs and results live: the repository, or $SPIDER_KIT_HOME (Google Drive on Colab)."""
+    return Path(os.environ.get(HOME_ENV) or ROOT).expanduser()
+
+
+def data_home() -> Path:
+    """Where datasets and preprocessed volumes live: $SPIDER_KIT_DATA_HOME, else the kit's home."""
+    return Path(os.environ.get(DATA_HOME_ENV) or kit_home()).expanduser()
+
+
+def synthetic_data_dir() -> Path:
+    """The embedded default dataset, made by notebook 00."""
+    return data_home() / "data" / "synthetic"
+
+
+def real_data_dir() -> Path:
+    """Where notebook 00 puts the real SPIDER dataset."""
+    return data_home() / "data" / "spider"
+
+
+def output_dir() -> Path:
+    """The default course run: executed notebooks, figures, tables, the training run, its report."""
+    return kit_home() / "outputs"
 
 
 @dataclass(frozen=True)
 class RunLayout:
-    """The folders and files of one course run under `root`."""
+    """The folders and files of one course run under `root`; `prep_root` holds its preprocessed volumes."""
 
     root: Path
+    prep_root: Path | None = None
 
     @property
     def notebooks(self) -> Path:
@@ -40,7 +71,12 @@ class RunLayout:
 
     @property
     def prep(self) -> Path:
-        return self.root / "prep"
+        return self.prep_root or self.root / "prep"
+
+    @property
+    def prep_fixed_size(self) -> Path:
+        """The seed's fixed-size grid beside the kit's (notebook 03 compares them)."""
+        return self.prep.parent / "prep_fixed_size"
 
     @property
     def datalist(self) -> Path:
@@ -52,15 +88,27 @@ class RunLayout:
 
     @property
     def report(self) -> Path:
-        """The kit's report/ for the default run; <run>/report for any other run."""
-        return REPORT_DIR if self.root.resolve() == OUTPUT_DIR.resolve() else self.root / "report"
+        return self.root / "report"
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """The dataset folder a notebook or command uses: the given one, else the synthetic default."""
-    return Path(data_dir).expanduser() if data_dir else DATA_DIR
+    return Path(data_dir).expanduser() if data_dir else synthetic_data_dir()
+
+
+def prep_dir_for(root: Path) -> Path:
+    """Preprocessed volumes of the run at `root`: beside it, or, when data lives apart from runs (Colab), the
+    same place under the data home: rebuilt after a new runtime, never filling Google Drive."""
+    home, dhome = kit_home().resolve(), data_home().resolve()
+    if home != dhome:
+        try:
+            return dhome / root.resolve().relative_to(home) / "prep"
+        except ValueError:
+            pass
+    return root / "prep"
 
 
 def run_layout(root: str | Path | None = None) -> RunLayout:
     """Layout of a course run; `outputs/` by default."""
-    return RunLayout(Path(root) if root else OUTPUT_DIR)
+    root = Path(root).expanduser() if root else output_dir()
+    return RunLayout(root, prep_dir_for(root))

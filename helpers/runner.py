@@ -1,4 +1,5 @@
-"""Run the numbered notebooks headless with papermill; executed copies go to the run folder.
+"""Run the numbered notebooks headless with papermill; executed copies go to the run folder. Records the course's
+choice first (helpers/course.py), so a student who then opens any notebook follows the same data and run.
 
 Used by no notebook: `python -m helpers run-notebooks` (`make run`) and the slow tests. Each notebook gets
 only the parameters it declares.
@@ -10,8 +11,9 @@ import os
 import time
 from pathlib import Path
 
+from .course import record_course
 from .errors import KitError
-from .paths import NOTEBOOK_DIR, run_layout
+from .paths import NOTEBOOK_DIR, run_layout, synthetic_data_dir
 
 
 def course_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -46,8 +48,10 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     layout = run_layout(out)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     # absolute paths: the kernels run in notebooks/, not where the user typed the command
-    params = {"profile": profile, "run_dir": str(layout.root.resolve()),
-              "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else ""}
+    data = Path(data_dir).expanduser().resolve() if data_dir else synthetic_data_dir()
+    course = record_course(data, profile, layout.root, chosen_by="run-notebooks")  # what a student then follows
+    print(course.describe(), flush=True)
+    params = {"profile": profile, "run_dir": course.run_dir, "data_dir": course.data_dir}
     params.update(extra or {})
     timings = []
     for book in course_notebooks(only):

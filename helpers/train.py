@@ -150,6 +150,24 @@ def _with_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
     return config, data
 
 
+def require_profile_grid(config: TrainConfig) -> None:
+    """Refuse data that notebook 03 prepared on another profile's grid, saying what to rerun: a patch sized for one
+    grid sees other millimetres on another (the smoke profile's 64 voxels span 128 mm at 2 mm, 64 mm at 1 mm)."""
+    from .profiles import PROFILES
+
+    config, _ = _with_data(config)
+    prep, profile = config.preprocessing, get_profile(config.profile)
+    floor = prep.get("min_inplane_mm")
+    if prep.get("mode") != "spacing" or floor is None or abs(float(floor) - profile.inplane_mm) < 1e-9:
+        return
+    made_for = [p.name for p in PROFILES.values() if abs(p.inplane_mm - float(floor)) < 1e-9]
+    raise KitError(f"{config.datalist}: its data was prepared on a {float(floor):g} mm in-plane grid (the "
+                   f"{' / '.join(made_for) or 'unknown'} profile's), but this run trains the {profile.name} profile "
+                   f"({profile.inplane_mm:g} mm). Rerun notebooks 03 and 04 with profile = {profile.name!r} (or "
+                   f"`python -m helpers resample --profile {profile.name}` and `datalist`), or train with the "
+                   f"profile the data was made for.")
+
+
 def _training_chain(config: TrainConfig):
     """The training transforms of a config from `_with_data`: one definition for `train` and the preview."""
     return transforms(monai_order(config.patch_size), config.samples_per_volume, True,

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import OUTPUT_DIR
+from helpers.paths import output_dir
 from helpers.runner import course_notebooks
 
 from .browser import LabServer, Student, find_browser, start_chromium
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-SHOTS = Path(os.environ.get("SPIDER_KIT_BROWSER_SHOTS", OUTPUT_DIR / "browser"))
+SHOTS = Path(os.environ.get("SPIDER_KIT_BROWSER_SHOTS", output_dir() / "browser"))
 # small settings so the whole course runs in a few minutes on two CPU cores; the notebooks are otherwise unchanged
 PARAMETERS = {"profile": "smoke", "max_iterations": 8, "show_3d": True}
 

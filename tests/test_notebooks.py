@@ -76,22 +76,27 @@ def test_setup_cell_is_harmless_locally():
     assert "GPU" in run.stdout
 
 
-def test_setup_on_colab_mounts_drive_and_moves_outputs(tmp_path):
-    """Colab itself cannot run here: a stand-in google.colab records the mount; the kit's logic is real."""
+def test_setup_on_colab_puts_runs_on_drive_and_data_on_the_runtime(tmp_path):
+    """Colab itself cannot run here: a stand-in google.colab records the mount; the kit's logic is real. The paths
+    module is imported before setup() runs: where things go must not depend on import order."""
     fake = tmp_path / "fake"
     (fake / "google" / "colab").mkdir(parents=True)
     (fake / "google" / "__init__.py").write_text("")
     (fake / "google" / "colab" / "__init__.py").write_text("")
     (fake / "google" / "colab" / "drive.py").write_text(
         "import os\ndef mount(path):\n    open(os.environ['MOUNT_LOG'], 'w').write(path)\n")
-    code = ("import sys, google.colab\nfrom helpers.notebook import setup\nsetup()\n"
-            "from helpers.paths import OUTPUT_DIR, DATA_DIR\nprint('OUT', OUTPUT_DIR)\nprint('DATA', DATA_DIR)\n")
-    env = {**__import__("os").environ, "PYTHONPATH": str(fake), "MOUNT_LOG": str(tmp_path / "mounted"),
-           "SPIDER_KIT_DRIVE_ROOT": str(tmp_path / "drive")}
+    code = ("import sys, google.colab\nfrom helpers import paths\nfrom helpers.notebook import setup\nsetup()\n"
+            "layout = paths.run_layout()\nprint('OUT', layout.root)\nprint('PREP', layout.prep)\n"
+            "print('DATA', paths.synthetic_data_dir())\n")
+    env = {**os.environ, "PYTHONPATH": str(fake), "MOUNT_LOG": str(tmp_path / "mounted"),
+           "SPIDER_KIT_DRIVE_ROOT": str(tmp_path / "drive"), "SPIDER_KIT_LOCAL_ROOT": str(tmp_path / "local")}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "mounted").read_text() == "/content/drive"
-    assert f"OUT {tmp_path / 'drive' / 'outputs'}" in run.stdout and "Google Drive mounted" in run.stdout
+    assert "Google Drive mounted" in run.stdout
+    assert f"OUT {tmp_path / 'drive' / 'outputs'}\n" in run.stdout  # the run survives a disconnect
+    assert f"PREP {tmp_path / 'local' / 'outputs' / 'prep'}\n" in run.stdout  # volumes on the runtime's disk
+    assert f"DATA {tmp_path / 'local' / 'data' / 'synthetic'}\n" in run.stdout
 
 
 def test_each_notebook_gets_only_the_parameters_it_declares():
