@@ -34,6 +34,7 @@ from .errors import KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
+from .plan import StepClock, make_plan, peak_memory, require_fit
 from .postprocess import cleanup
 from .profiles import LOSSES, get_profile
 from .rng import data_seed, rng_state, set_rng_state
@@ -221,8 +222,9 @@ def train(config: TrainConfig, callback: Callable[[list[dict]], None] | None = N
     if run.iteration >= config.max_iterations:
         procs.log(f"{run.dir} already finished ({run.iteration} iterations); best mean Dice {run.best:.4f}")
         return run.summary()
+    cache_rate = _plan(run, data, procs)
     net = procs.wrap(run.model)
-    loader, val_loader = _loaders(run, data, procs)
+    loader, val_loader = _loaders(run, data, procs, cache_rate)
     _loop(run, net, loader, val_loader, procs, callback, progress)
     procs.finish()
     summary = {**run.summary(), "parameters": parameter_count(run.model)}
@@ -293,19 +295,34 @@ def _resume(run: _Run, procs: Processes) -> None:
         trim_metrics(run.dir, run.iteration)  # drop what the checkpoint lacks
 
 
-def _loaders(run: _Run, data: dict, procs: Processes):
+def _plan(run: _Run, data: dict, procs: Processes) -> float:
+    """Print the plan (helpers/plan.py) and refuse what cannot fit; the share of the volumes to cache in RAM."""
+    config = run.config
+    items = data["training"] + (data["validation"] if procs.main else [])
+    plan = make_plan(run.model, run.device, items, _training_chain(config), run.dir, config.max_iterations,
+                     run.patch, config.batch_size * config.samples_per_volume)
+    for line in plan.lines:
+        procs.log(line)
+    if not data["validation"]:
+        procs.log("  no validation part in the datalist: no model is chosen on validation, checkpoint_best.pt "
+                  "is not written, and the last checkpoint is the model")
+    require_fit(plan)
+    return plan.cache_rate
+
+
+def _loaders(run: _Run, data: dict, procs: Processes, cache_rate: float = 1.0):
     """The training loader (each process its share) and, on rank 0, the validation loader (None without data)."""
     from monai.data import DataLoader, DistributedSampler
 
     config = run.config
-    train_ds = cached_dataset(data["training"], _training_chain(config), run.dir, config.num_workers)
+    train_ds = cached_dataset(data["training"], _training_chain(config), config.num_workers, cache_rate)
     sampler = DistributedSampler(train_ds, shuffle=True) if procs.distributed else None
     loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=config.num_workers, drop_last=False)
     if not (procs.main and data["validation"]):
         return loader, None
     chain = transforms(run.patch, 1, False, instance_labels(config.preprocessing))
-    val_ds = cached_dataset(data["validation"], chain, run.dir, config.num_workers)
+    val_ds = cached_dataset(data["validation"], chain, config.num_workers, cache_rate)
     return loader, DataLoader(val_ds, batch_size=1, num_workers=config.num_workers)
 
 
@@ -328,6 +345,8 @@ def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes,
     log = RunLog(run.dir, write=procs.main)
     bar = tqdm(total=config.max_iterations, initial=run.iteration, desc=f"training {config.model}",
                disable=not progress or not procs.main)
+    clock = StepClock(run.device, run.iteration, config.max_iterations)
+    say = bar.write if progress else print  # a line between the progress bar's updates
     net.train()
     try:
         for batch in _batches(loader, config.seed, procs.rank, run.iteration):
@@ -336,11 +355,18 @@ def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes,
             log.loss(loss)
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}")
+            measured = clock.step(run.iteration)
+            if measured and procs.main:
+                say(measured)
             if procs.main and _due(run.iteration, config.log_every, config.max_iterations):
                 log.train(run.iteration, run.scheduler.get_last_lr()[0])
             if _due(run.iteration, config.val_every, config.max_iterations):
                 if procs.main:
-                    _validate_and_save(run, val_loader, log, callback)
+                    entry = _validate_and_save(run, val_loader, log, callback)
+                    if "seconds" in entry and not clock.validated:
+                        clock.validated = True
+                        say(f"validation of {len(val_loader)} series: {entry['seconds']:.0f} s; peak memory so far "
+                            f"{peak_memory(run.device)}")
                 procs.barrier()
             if run.iteration >= config.max_iterations:
                 break
@@ -371,7 +397,7 @@ def _step(run: _Run, net: torch.nn.Module, batch: dict) -> float:
     return loss.item()
 
 
-def _validate_and_save(run: _Run, val_loader, log: RunLog, callback) -> None:
+def _validate_and_save(run: _Run, val_loader, log: RunLog, callback) -> dict:
     """Validate (rank 0), keep the best model in checkpoint_best.pt, log, and write checkpoint_last.pt."""
     entry = {"kind": "validation", "iteration": run.iteration}
     if val_loader is not None:
@@ -387,3 +413,4 @@ def _validate_and_save(run: _Run, val_loader, log: RunLog, callback) -> None:
     save_last(run.dir, run.checkpoint())
     if callback:
         callback(read_metrics(run.dir))
+    return entry

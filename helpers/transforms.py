@@ -6,9 +6,6 @@ Used by notebook 05: the chain it prints, and (through helpers.train) the patche
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -17,7 +14,6 @@ from .datalist import KEYS
 from .labels import STRUCTURES
 from .seed import seed_class_lut, seed_class_structures
 
-MEMORY_CACHE_LIMIT = 0.25  # cache in RAM when the data takes less than this share of it, else on disk
 CLASS_INDICES = "label_class_indices"  # where each class lies, computed once and cached with the volume
 
 
@@ -102,12 +98,11 @@ def _augmentation() -> list:
             T.RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5))]
 
 
-def cached_dataset(items: list[dict], transform, run_dir: Path, num_workers: int):
-    """The deterministic part of `transform` computed once: in RAM when the data fits, else on disk in the run."""
-    from monai.data import CacheDataset, PersistentDataset
+def cached_dataset(items: list[dict], transform, num_workers: int, cache_rate: float = 1.0):
+    """The deterministic part of `transform` computed once and kept in RAM for the first `cache_rate` share of
+    `items` (helpers.plan sizes it from the free memory); the others are loaded at each use."""
+    from monai.data import CacheDataset, Dataset
 
-    size = sum(Path(i["image"]).stat().st_size * 4 for i in items)  # rough: compressed -> float32 in RAM
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if size < MEMORY_CACHE_LIMIT * ram:
-        return CacheDataset(items, transform, cache_rate=1.0, num_workers=max(1, num_workers), progress=False)
-    return PersistentDataset(items, transform, cache_dir=run_dir / "cache")
+    if cache_rate <= 0:
+        return Dataset(items, transform)
+    return CacheDataset(items, transform, cache_rate=cache_rate, num_workers=max(1, num_workers), progress=False)

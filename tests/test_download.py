@@ -14,6 +14,8 @@ import pytest
 from helpers.download import DownloadError, download
 from helpers.spider import scan_dataset
 
+from .conftest import tree_digest
+
 
 class Handler(http.server.BaseHTTPRequestHandler):
     root: Path
@@ -169,3 +171,21 @@ def _manifest(tmp_path: Path) -> Path:
     path = tmp_path / "m.json"
     path.write_text(json.dumps({"files": [{"name": "overview.csv"}]}))
     return path
+
+
+def test_zips_kept_apart_fill_a_new_data_folder_without_downloading(server, small_dataset, tmp_path):
+    """Colab: the zips kept on Drive (`keep`), the data on the runtime's disk; a new runtime unzips, fetches nothing."""
+    root, url, handler = server
+    manifest = _spider_like(root, small_dataset)
+    drive, first = tmp_path / "drive" / "zips", tmp_path / "runtime1" / "spider"
+    download(first, url, manifest, progress=False, keep=drive)
+    assert {p.name for p in drive.iterdir()} >= {"images.zip", "masks.zip", "overview.csv"}
+    assert not list(first.glob("*.zip")), "the zips stay in the kept folder"
+    assert len(scan_dataset(first).complete) == 4 and (first / "overview.csv").is_file()
+    handler.log.clear()
+    second = tmp_path / "runtime2" / "spider"  # a new runtime: its disk is empty, the Drive folder is not
+    download(second, url, manifest, progress=False, keep=drive)
+    assert handler.log == [], "nothing fetched again"
+    assert tree_digest(second / "images") == tree_digest(first / "images") and (second / "overview.csv").is_file()
+    download(second, url, manifest, progress=False, keep=drive)  # a rerun on the same runtime: nothing to do
+    assert handler.log == []
