@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean-outputs
+.PHONY: run test lint report clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## the whole course, headless, on synthetic data (smoke profile)
 
 test: $(STAMP)  ## the test suite
 	$(PY) -m pytest -q
+
+report: $(STAMP)  ## on purpose: copy the course run's report (outputs/) into the committed report/
+	$(PY) -m helpers report --run outputs/train --out report
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -330,7 +330,55 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality")
+SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class")
+
+
+def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
+    """The gpu profile's plan, the cache it sizes filled for real, and a short run of its own code."""
+    from .plan import voxels
+    from .train import TrainConfig, _training_chain, _with_data, plan_for, train
+    from .transforms import cached_dataset
+
+    config = TrainConfig(datalist, run_dir, profile="gpu", max_iterations=iterations, val_every=iterations)
+    plan = plan_for(config)
+    resolved, data = _with_data(config)
+    items = data["training"] + data["validation"]
+    filled = cached_dataset(items, _training_chain(resolved), 0, 1.0)
+    cached = sum(sum(v.nbytes for v in (x if isinstance(x, list) else [x]) if hasattr(v, "nbytes"))
+                 for entry in filled._cache for x in entry.values())
+    del filled
+    summary = train(config, progress=False)
+    return {"parameters_m": plan.parameters / 1e6, "volumes": len(items),
+            "voxels_millions": sum(voxels(i["image"]) for i in items) / 1e6,
+            "cache_planned_gb": plan.cache_needed / 1e9, "cache_filled_gb": cached / 1e9,
+            "checkpoint_disk_planned_gb": plan.disk_needed / 1e9,
+            "checkpoint_disk_used_gb": sum(p.stat().st_size for p in Path(run_dir).glob("checkpoint_*.pt")) / 1e9,
+            "iterations": iterations, "measured_iteration_s": summary["measured_iteration_seconds"],
+            "predicted_loop_s": summary["measured_iteration_seconds"] * iterations,
+            "loop_s": summary["loop_seconds"]}
+
+
+def bench_class(tmp: Path, quick: bool) -> dict:
+    """The real class rehearsed on this machine: SPIDER-sized synthetic series prepared on the gpu profile's 1 mm
+    grid (time, disk), then the gpu profile's plan against what its run measures (cache, disk, time, memory)."""
+    from .datalist import write_datalist
+    from .resample import ResampleSettings, resample_dataset
+    from .synth import write_dataset
+
+    data = tmp / "spider_sized"
+    if not (data / "overview.csv").is_file():
+        write_dataset(data, cases=2 if quick else 5, seed=11, scale=1.0, progress=False)
+    n = len(list((data / "images").glob("*.mha")))
+    t0 = time.perf_counter()
+    resample_dataset(data, tmp / "class_prep", ResampleSettings(min_inplane_mm=get_profile("gpu").inplane_mm),
+                     workers=2, progress=False)
+    seconds = time.perf_counter() - t0
+    disk = sum(p.stat().st_size for p in (tmp / "class_prep").rglob("*") if p.is_file())
+    raw = sum(p.stat().st_size for p in data.rglob("*.mha"))
+    write_datalist(tmp / "class_prep", tmp / "class_datalist.json")
+    result, peak = _isolated(class_worker, str(tmp / "class_datalist.json"), str(tmp / "class_run"), 6 if quick else 12)
+    return {"series": n, "prep_series_per_s_2w": n / seconds, "prep_mb_per_series": disk / n / 1e6,
+            "raw_mb_per_series": raw / n / 1e6, **result, "peak_rss_gb": peak / 1024}
 
 
 def bench_training(tmp: Path, quick: bool) -> list[dict]:
@@ -397,6 +445,9 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             if not runs and (tmp / "course" / "train").is_dir():
                 runs = [tmp / "course" / "train"]
             results["scoring"] = {**bench_scoring(tmp, runs), "command": command, "machine": machine()}
+        if "class" in sections:
+            print("the real class, rehearsed (gpu profile on the CPU) ...", flush=True)
+            results["class"] = bench_class(tmp, quick)
         if "quality" in sections:
             print("quality at equal wall time ...", flush=True)
             results["quality"] = bench_quality(tmp, 30 if quick else 60, real_samples, 3 if quick else 6)

@@ -129,6 +129,23 @@ def _scoring_markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _class_markdown(c: dict) -> list[str]:
+    """The real class rehearsed: preprocessing on the gpu grid, and the plan's figures against the run's."""
+    return ["## The real class, rehearsed on this machine (gpu profile, SPIDER-sized synthetic series)", "",
+            f"Preprocessing on the gpu profile's 1 mm grid, 2 workers: {c['prep_series_per_s_2w']:.2f} series per second; "
+            f"{c['prep_mb_per_series']:.1f} MB a series prepared (raw .mha {c['raw_mb_per_series']:.1f} MB) over "
+            f"{c['series']} series.", "",
+            f"`train` with the gpu profile ({c['parameters_m']:.1f} M parameters) on the CPU for {c['iterations']} "
+            f"iterations, {c['volumes']} volumes ({c['voxels_millions']:.0f} M voxels); the plan it prints before the "
+            "first step, against what the run then measured:", "",
+            "| figure | planned | measured |", "| --- | --- | --- |",
+            f"| host memory to cache every volume | {c['cache_planned_gb']:.2f} GB | {c['cache_filled_gb']:.2f} GB (the cache filled) |",
+            f"| checkpoint disk | {c['checkpoint_disk_planned_gb']:.2f} GB | {c['checkpoint_disk_used_gb']:.2f} GB |",
+            f"| the run's loop (from the first steps' {c['measured_iteration_s']:.1f} s an iteration) "
+            f"| {c['predicted_loop_s']:.0f} s | {c['loop_s']:.0f} s (with one validation) |",
+            f"| peak resident memory of the process | | {c['peak_rss_gb']:.1f} GB |", ""]
+
+
 def to_markdown(r: dict) -> str:
     m = r["machine"]
     command = "python -m helpers bench" + (" --quick" if r["quick"] else "")
@@ -168,6 +185,8 @@ def to_markdown(r: dict) -> str:
                       + (f"; load average {c['load_average']:.1f}." if "load_average" in c else "."), ""]
     if "quality" in r and "budget_s" in r["quality"]:
         lines += _quality(r["quality"])
+    if "class" in r:
+        lines += _class_markdown(r["class"])
     if "scoring" in r:
         lines += _scoring_markdown(r["scoring"]).splitlines()
     lines += ["", "## GPU", "", "| figure | value |", "| --- | --- |"]

@@ -137,6 +137,7 @@ class StepClock:
     def __init__(self, device: torch.device, start: int, last: int, measure: int = 5):
         self.device, self.start, self.last, self.measure = device, start, last, measure
         self.t0: float | None = None
+        self.per_iteration: float | None = None  # seconds, measured over the first steps after the first
         self.said = False
         self.validated = False  # whether the first validation's time and memory were said
 
@@ -149,7 +150,7 @@ class StepClock:
         if self.said or self.t0 is None or (done < self.measure and iteration < self.last):
             return None
         self.said = True
-        per = (time.perf_counter() - self.t0) / max(1, done)
+        per = self.per_iteration = (time.perf_counter() - self.t0) / max(1, done)
         left = (self.last - iteration) * per
         return (f"measured: {per:.2f} s an iteration over {done} steps: the {self.last - iteration} left take about "
                 f"{left / 60:.0f} min (plus validation); peak memory so far {peak_memory(self.device)}")

@@ -169,6 +169,18 @@ def require_profile_grid(config: TrainConfig) -> None:
                    f"profile the data was made for.")
 
 
+def plan_for(config: TrainConfig, device: str | None = None):
+    """The plan `train` prints before its first step (helpers/plan.py), for notebook 05 and the benchmarks."""
+    from .plan import make_plan
+
+    config, data = _with_data(config)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    patch = monai_order(config.patch_size)
+    model = build_model(config.model, patch, config.model_options, out_channels=len(class_structures(asdict(config))))
+    return make_plan(model, dev, data["training"] + data["validation"], _training_chain(config), Path(config.run_dir),
+                     config.max_iterations, patch, config.batch_size * config.samples_per_volume)
+
+
 def _training_chain(config: TrainConfig):
     """The training transforms of a config from `_with_data`: one definition for `train` and the preview."""
     return transforms(monai_order(config.patch_size), config.samples_per_volume, True,
@@ -220,16 +232,20 @@ def train(config: TrainConfig, callback: Callable[[list[dict]], None] | None = N
     run = _build(config, procs)
     _resume(run, procs)
     if run.iteration >= config.max_iterations:
-        procs.log(f"{run.dir} already finished ({run.iteration} iterations); best mean Dice {run.best:.4f}")
+        best = f"best mean Dice {run.best:.4f}" if run.best >= 0 else "no validation: the last checkpoint is the model"
+        procs.log(f"{run.dir} already finished ({run.iteration} iterations); {best}")
         return run.summary()
     cache_rate = _plan(run, data, procs)
     net = procs.wrap(run.model)
     loader, val_loader = _loaders(run, data, procs, cache_rate)
-    _loop(run, net, loader, val_loader, procs, callback, progress)
+    start = time.perf_counter()
+    clock = _loop(run, net, loader, val_loader, procs, callback, progress)
     procs.finish()
-    summary = {**run.summary(), "parameters": parameter_count(run.model)}
-    procs.log(f"finished {run.iteration} iterations; best mean Dice {run.best:.4f} at iteration "
-              f"{run.best_iteration} -> {run.dir}")
+    summary = {**run.summary(), "parameters": parameter_count(run.model), "loop_seconds": time.perf_counter() - start,
+               "measured_iteration_seconds": clock.per_iteration, "cache_rate": cache_rate}
+    procs.log(f"finished {run.iteration} iterations; " + (
+        f"best mean Dice {run.best:.4f} at iteration {run.best_iteration}" if val_loader is not None else
+        "no validation part, so no best model: the last checkpoint is the model") + f" -> {run.dir}")
     return summary
 
 
@@ -337,7 +353,8 @@ def _batches(loader, seed: int, rank: int, epoch: int):
         epoch += 1
 
 
-def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes, callback, progress: bool) -> None:
+def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes, callback,
+          progress: bool) -> StepClock:
     """A step per batch until `max_iterations`; a log line every `log_every`, validation every `val_every`."""
     from tqdm.auto import tqdm
 
@@ -373,6 +390,7 @@ def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes,
     finally:
         bar.close()
         log.close()
+    return clock
 
 
 def _due(iteration: int, every: int, last: int) -> bool:

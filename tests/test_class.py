@@ -76,6 +76,7 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
     monkeypatch.delenv("SPIDER_KIT_DATA_HOME", raising=False)
     monkeypatch.setenv(HEADLESS_ENV, "1")
     executed = tmp_path / "executed"
+    executed.mkdir()
     spider, run = home / "data" / "spider", home / "outputs"
     for book in course_notebooks():
         first = book.name.startswith("00")
