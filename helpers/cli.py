@@ -133,7 +133,7 @@ def _predict(args) -> None:
     from .evaluate import predict_file
 
     run = args.run or _course().layout.train
-    print(f"wrote {predict_file(args.image, run, args.out, spider_values=not args.structures)}")
+    print(f"wrote {predict_file(args.image, run, args.out, not args.structures, args.series or '')}")
 
 
 def _report(args) -> None:
@@ -271,10 +271,13 @@ def _model_commands(sub) -> None:
     p.add_argument("--csv", type=Path, help="write the per-scan table here")
     p.set_defaults(func=_score)
 
-    p = sub.add_parser("predict", help="segment one series; the mask keeps the input's geometry")
-    p.add_argument("image", type=Path)
+    p = sub.add_parser("predict", help="segment one scan (image file or DICOM folder); the mask keeps its grid")
+    p.add_argument("image", type=Path, help="an image file (.nii.gz, .nii, .mha, .nrrd) or a DICOM series folder")
+    p.add_argument("--series", help="DICOM: the series to use, by UID or a word of its description (default: the "
+                                    "sagittal T2, else T1)")
     p.add_argument("--run", type=Path, help="default: the course's train/")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path,
+                   help="the mask: .nii.gz, .nii, .mha or .nrrd (a label image), or .dcm (DICOM SEG, DICOM input)")
     p.add_argument("--structures", action="store_true", help="write 0-3 structures instead of SPIDER values")
     p.set_defaults(func=_predict)
 

@@ -21,6 +21,11 @@ DEFAULT_PROFILE = "smoke"
 SOURCES = ("synthetic", "spider")
 
 
+def absolute(path: str | Path) -> Path:
+    """An absolute, normalised path, links kept as the user sees them (/content/drive/MyDrive, not its target)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def course_file() -> Path:
     """The file that holds the course's choice; on Colab it lives on Drive with the runs."""
     return Path(os.environ.get(COURSE_ENV) or kit_home() / "outputs" / "course.json").expanduser()
@@ -80,11 +85,11 @@ def recorded_course() -> Course | None:
 
 def record_course(data_dir: str | Path, profile: str, run_dir: str | Path = "", source: str = "synthetic",
                   chosen_by: str = "notebook 00") -> Course:
-    """Record the course's choice (absolute paths) for the notebooks and commands that follow."""
+    """Record the course's choice (absolute paths, links kept as typed) for the notebooks and commands that follow."""
     from .profiles import get_profile
 
-    data = Path(data_dir).expanduser().resolve()
-    course = Course(str(data), get_profile(profile).name, str(run_layout(run_dir).root.resolve()),
+    data = absolute(data_dir)
+    course = Course(str(data), get_profile(profile).name, str(absolute(run_layout(run_dir).root)),
                     _source_of(data, source), chosen_by, time.strftime("%Y-%m-%d %H:%M"))
     write_text_atomic(course_file(), json.dumps(asdict(course), indent=1))
     return course
@@ -102,8 +107,8 @@ def follow_course(data_dir: str | Path = "", profile: str = "", run_dir: str | P
     """The course as recorded (or the defaults), with whatever was set explicitly taking its place. Prints the
     course in one line, then each explicit setting that differs from the recorded choice."""
     base = recorded_course() or default_course()
-    given = {"data_dir": str(resolve_data_dir(data_dir).resolve()) if data_dir else "",
-             "profile": profile, "run_dir": str(Path(run_dir).expanduser().resolve()) if run_dir else ""}
+    given = {"data_dir": str(absolute(resolve_data_dir(data_dir))) if data_dir else "",
+             "profile": profile, "run_dir": str(absolute(run_dir)) if run_dir else ""}
     course = Course(**{**asdict(base), **{k: v for k, v in given.items() if v}})
     if given["data_dir"]:
         course = Course(**{**asdict(course), "source": _source_of(Path(given["data_dir"]), base.source)})

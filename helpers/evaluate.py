@@ -292,13 +292,32 @@ def _num(value) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, spider_values: bool = True) -> Path:
-    """Segment one series (any orientation and spacing); write a mask on the input's own grid."""
-    image = read_image(image_path)
-    require_usable(image, image_path)  # before the network is loaded
-    structures = Predictor(run_dir).structures(image, image_path)
-    result = to_spider_values(structures) if spider_values else structures
-    if geometry(result)["size"] != list(image.GetSize()):
+def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, spider_values: bool = True,
+                 series: str = "") -> Path:
+    """Segment one scan (an image file or a DICOM series folder, any orientation and spacing) and write the mask on
+    the input's own grid: a label image where `out` ends in .nii.gz, .nii, .mha or .nrrd; for DICOM input, a DICOM
+    SEG where it ends in .dcm (helpers/dicom_seg.py). A DICOM folder's series is chosen, and said, by
+    helpers.scans.read_scan (`series`: a UID or a word of its description)."""
+    from .dicom_seg import write_dicom_seg
+    from .scans import kind_of, read_scan
+
+    out = Path(out)
+    wanted = kind_of(out)
+    if not wanted:
+        raise DataError(out, "needs a suffix that says the kind of file: .nii.gz, .nii, .mha, .nrrd, or .dcm for "
+                             "DICOM SEG (DICOM input)")
+    scan = read_scan(image_path, series)
+    if wanted == "dicom" and scan.kind != "dicom":
+        raise DataError(out, "DICOM SEG needs a DICOM series as input; write .nii.gz, .mha or .nrrd instead")
+    if scan.why:
+        print(f"{scan.source}: {scan.why}")
+    require_usable(scan.image, image_path)  # before the network is loaded
+    predictor = Predictor(run_dir)
+    structures = predictor.structures(scan.image, image_path)
+    result = to_spider_values(structures) if spider_values or wanted == "dicom" else structures
+    if geometry(result)["size"] != list(scan.image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
-    write_image_atomic(result, Path(out))
-    return Path(out)
+    if wanted == "dicom":
+        return write_dicom_seg(result, scan.files, out, predictor.config["model"])
+    write_image_atomic(result, out)
+    return out

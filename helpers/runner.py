@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from .course import record_course
+from .course import absolute, record_course
 from .errors import KitError
 from .paths import NOTEBOOK_DIR, run_layout, synthetic_data_dir
 
@@ -48,7 +48,7 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
     layout = run_layout(out)
     layout.notebooks.mkdir(parents=True, exist_ok=True)
     # absolute paths: the kernels run in notebooks/, not where the user typed the command
-    data = Path(data_dir).expanduser().resolve() if data_dir else synthetic_data_dir()
+    data = absolute(data_dir) if data_dir else synthetic_data_dir()
     course = record_course(data, profile, layout.root, chosen_by="run-notebooks")  # what a student then follows
     print(course.describe(), flush=True)
     params = {"profile": profile, "run_dir": course.run_dir, "data_dir": course.data_dir}

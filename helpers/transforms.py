@@ -66,11 +66,25 @@ def _loading(patch: tuple[int, ...], instances: bool) -> list:
     """Read image and label, channel first, labels as the run's classes, padded to at least one patch."""
     from monai import transforms as T
 
-    det = [T.LoadImaged(KEYS, reader="NibabelReader"), T.EnsureChannelFirstd(KEYS),
+    det = [_nibabel_loader(), T.EnsureChannelFirstd(KEYS),
            T.EnsureTyped("image", dtype=torch.float32)]
     if instances:  # SPIDER values -> the seed's 20 classes; vertebrae and discs above level 9 become background
         det.append(T.Lambdad("label", _SeedClasses()))
     return det + [T.EnsureTyped("label", dtype=torch.uint8), T.SpatialPadd(KEYS, spatial_size=patch)]
+
+
+def _nibabel_loader():
+    """MONAI's LoadImaged with the NIfTI reader. MONAI also builds every other reader it knows, and with pydicom
+    installed (for DICOM SEG) its GPU DICOM decoder warns on every machine without one: not ours to fix, so not shown (the kit reads only NIfTI here)."""
+    import logging
+    import warnings
+
+    from monai import transforms as T
+
+    logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
+        return T.LoadImaged(KEYS, reader="NibabelReader")
 
 
 def _patch_sampler(patch: tuple[int, ...], samples: int, class_ratios: list[float] | None):

@@ -112,7 +112,8 @@ def _disconnect_during_training(python: Path, env: dict, out: Path, run: Path) -
 
 
 def test_colab_course_disconnect_reset_and_resume(runtime):
-    python, env, kit_drive, tmp = runtime
+    python, env, _, tmp = runtime
+    kit_drive = CONTENT / "drive" / "MyDrive" / "spider-unetr-kit"  # as the student sees it (the mount's own path)
     out = tmp / "executed"
     out.mkdir()
     printed = _run(python, env, "00_data.ipynb", out)
