@@ -75,7 +75,8 @@ def _loading(patch: tuple[int, ...], instances: bool) -> list:
 
 def _nibabel_loader():
     """MONAI's LoadImaged with the NIfTI reader. MONAI also builds every other reader it knows, and with pydicom
-    installed (for DICOM SEG) its GPU DICOM decoder warns on every machine without one: not ours to fix, so not shown (the kit reads only NIfTI here)."""
+    installed (for DICOM SEG) its GPU DICOM decoder warns on every machine without one: not ours to fix, and the
+    kit reads only NIfTI here, so it is not shown."""
     import logging
     import warnings
 
