@@ -140,9 +140,11 @@ def _class_markdown(c: dict) -> list[str]:
             "first step, against what the run then measured:", "",
             "| figure | planned | measured |", "| --- | --- | --- |",
             f"| host memory to cache every volume | {c['cache_planned_gb']:.2f} GB | {c['cache_filled_gb']:.2f} GB (the cache filled) |",
-            f"| checkpoint disk | {c['checkpoint_disk_planned_gb']:.2f} GB | {c['checkpoint_disk_used_gb']:.2f} GB |",
+            f"| checkpoint disk | {c['checkpoint_disk_planned_gb']:.2f} GB (best, last, prev) "
+            f"| {c['checkpoint_disk_used_gb']:.2f} GB after one save (`checkpoint_prev.pt` comes with the second) |",
             f"| the run's loop (from the first steps' {c['measured_iteration_s']:.1f} s an iteration) "
-            f"| {c['predicted_loop_s']:.0f} s | {c['loop_s']:.0f} s (with one validation) |",
+            f"| {c['predicted_loop_s']:.0f} s without validation | {c['loop_s']:.0f} s, the warm-up step and one "
+            "validation included (the plan adds the validations once the first is timed) |",
             f"| peak resident memory of the process | | {c['peak_rss_gb']:.1f} GB |", ""]
 
 

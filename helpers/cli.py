@@ -145,6 +145,15 @@ def _report(args) -> None:
     print(f"wrote {build_report(run, out, args.part)}")
 
 
+def _export(args) -> None:
+    from .bundle import export_bundle
+
+    run = args.run or _course().layout.train
+    out = export_bundle(run, args.out)
+    print(f"wrote the MONAI bundle {out}; run it with `python -m monai.bundle run --config_file "
+          f"{out / 'configs' / 'inference.json'} --bundle_root {out} --dataset_dir DIR_OF_NIFTI`")
+
+
 def _download(args) -> None:
     from .download import ZENODO_FILES_URL, download, read_manifest_file
 
@@ -284,12 +293,17 @@ def _model_commands(sub) -> None:
 
 
 def _other_commands(sub) -> None:
-    """report, download, bench, links, solutions."""
+    """report, export, download, bench, links, solutions."""
     p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
     p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--out", type=Path, help="default: <run>/../report (the committed report/: `make report`)")
     p.add_argument("--part", default="test", choices=["validation", "test"])
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("export", help="hand a trained run on as a MONAI bundle (configs, weights, licence, docs)")
+    p.add_argument("--run", type=Path, help="default: the course's train/")
+    p.add_argument("--out", required=True, type=Path, help="a new folder for the bundle")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("download", help="download, verify and extract the SPIDER dataset (resumable)")
     p.add_argument("--to", required=True, type=Path)

@@ -17,24 +17,34 @@ from .labels import STRUCTURES
 from .profiles import MODELS as MODELS  # re-exported: the networks by name
 
 
+def network_def(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
+                out_channels: int = len(STRUCTURES)) -> dict:
+    """A network as a MONAI bundle config entry: {"_target_": its class in monai.networks.nets, its arguments}.
+    `patch_size` in MONAI order; `options` are the network's own keywords. One definition for training,
+    prediction and the exported bundle (helpers/bundle.py)."""
+    options = dict(options or {})
+    if name == "unetr":
+        return {"_target_": "UNETR", "in_channels": 1, "out_channels": out_channels, "img_size": list(patch_size),
+                "norm_name": "instance", "res_block": True, **options}
+    if name == "swinunetr":
+        return {"_target_": "SwinUNETR", "in_channels": 1, "out_channels": out_channels,
+                "feature_size": options.get("feature_size", 12), "spatial_dims": 3}
+    if name == "unet":
+        return {"_target_": "UNet", "spatial_dims": 3, "in_channels": 1, "out_channels": out_channels,
+                "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2], "num_res_units": 2, "norm": "instance"}
+    if name == "segresnet":
+        return {"_target_": "SegResNet", "spatial_dims": 3, "in_channels": 1, "out_channels": out_channels,
+                "init_filters": 8}
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
 def build_model(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
                 out_channels: int = len(STRUCTURES)) -> torch.nn.Module:
     """A 3D segmentation network; `patch_size` in MONAI order; `options` are the network's own keywords."""
     from monai.networks import nets
 
-    options = dict(options or {})
-    if name == "unetr":
-        return nets.UNETR(in_channels=1, out_channels=out_channels, img_size=patch_size, norm_name="instance",
-                          res_block=True, **options)
-    if name == "swinunetr":
-        return nets.SwinUNETR(in_channels=1, out_channels=out_channels, feature_size=options.get("feature_size", 12),
-                              spatial_dims=3)
-    if name == "unet":
-        return nets.UNet(spatial_dims=3, in_channels=1, out_channels=out_channels, channels=(16, 32, 64, 128, 256),
-                         strides=(2, 2, 2, 2), num_res_units=2, norm="instance")
-    if name == "segresnet":
-        return nets.SegResNet(spatial_dims=3, in_channels=1, out_channels=out_channels, init_filters=8)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    arguments = network_def(name, patch_size, options, out_channels)
+    return getattr(nets, arguments.pop("_target_"))(**arguments)
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -154,3 +154,12 @@ class StepClock:
         left = (self.last - iteration) * per
         return (f"measured: {per:.2f} s an iteration over {done} steps: the {self.last - iteration} left take about "
                 f"{left / 60:.0f} min (plus validation); peak memory so far {peak_memory(self.device)}")
+
+    def validation_line(self, iteration: int, every: int, series: int, seconds: float) -> str:
+        """After the first validation: its time and memory, and the whole run's expected length with them."""
+        line = f"validation of {series} series: {seconds:.0f} s; peak memory so far {peak_memory(self.device)}"
+        if self.per_iteration is None:
+            return line
+        validations = len({i for i in range(iteration + 1, self.last + 1) if i % every == 0 or i == self.last})
+        left = (self.last - iteration) * self.per_iteration + validations * seconds
+        return f"{line}; the rest of the run ({validations} more validations) takes about {left / 60:.0f} min"

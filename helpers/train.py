@@ -34,7 +34,7 @@ from .errors import KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
-from .plan import StepClock, make_plan, peak_memory, require_fit
+from .plan import StepClock, make_plan, require_fit
 from .postprocess import cleanup
 from .profiles import LOSSES, get_profile
 from .rng import data_seed, rng_state, set_rng_state
@@ -382,8 +382,7 @@ def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes,
                     entry = _validate_and_save(run, val_loader, log, callback)
                     if "seconds" in entry and not clock.validated:
                         clock.validated = True
-                        say(f"validation of {len(val_loader)} series: {entry['seconds']:.0f} s; peak memory so far "
-                            f"{peak_memory(run.device)}")
+                        say(clock.validation_line(run.iteration, config.val_every, len(val_loader), entry["seconds"]))
                 procs.barrier()
             if run.iteration >= config.max_iterations:
                 break
