@@ -43,6 +43,13 @@ def peak_memory(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB RAM (peak resident)"
 
 
+def duration(seconds: float) -> str:
+    """'40 s', '12 min' or '3.5 h'."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
@@ -153,7 +160,7 @@ class StepClock:
         per = self.per_iteration = (time.perf_counter() - self.t0) / max(1, done)
         left = (self.last - iteration) * per
         return (f"measured: {per:.2f} s an iteration over {done} steps: the {self.last - iteration} left take about "
-                f"{left / 60:.0f} min (plus validation); peak memory so far {peak_memory(self.device)}")
+                f"{duration(left)} (plus validation); peak memory so far {peak_memory(self.device)}")
 
     def validation_line(self, iteration: int, every: int, series: int, seconds: float) -> str:
         """After the first validation: its time and memory, and the whole run's expected length with them."""
@@ -162,4 +169,5 @@ class StepClock:
             return line
         validations = len({i for i in range(iteration + 1, self.last + 1) if i % every == 0 or i == self.last})
         left = (self.last - iteration) * self.per_iteration + validations * seconds
-        return f"{line}; the rest of the run ({validations} more validations) takes about {left / 60:.0f} min"
+        more = f"{validations} more validation{'s' if validations != 1 else ''}"
+        return f"{line}; the rest of the run ({more}) takes about {duration(left)}"
