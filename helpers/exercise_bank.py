@@ -227,6 +227,23 @@ def worst_case(ctx: Context) -> str:
     return str(pick_cases(_scores(ctx))["worst"]["series"])
 
 
+def seg_segments(ctx: Context) -> int:
+    import pydicom
+
+    path = _need(ctx.run.your_scan / "prediction.dcm", "notebook 07")
+    return len(pydicom.dcmread(path, stop_before_pixels=True).SegmentSequence)
+
+
+def bundle_weights(ctx: Context) -> str:
+    _need(ctx.run.bundle / "configs" / "inference.json", "notebook 07")
+    return next(str(p.relative_to(ctx.run.bundle)) for p in sorted(ctx.run.bundle.rglob("*.pt")))
+
+
+def bundle_input_shape(ctx: Context) -> list[int]:
+    meta = json.loads(_need(ctx.run.bundle / "configs" / "metadata.json", "notebook 07").read_text())
+    return list(meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+
+
 def _is_t2(answer, ctx: Context) -> bool:
     return _norm_seq(answer) in ("t2", "t2_space", "t2space")
 
@@ -376,4 +393,22 @@ cases["worst"]["series"]    # pick_cases: the lowest mean of dice_vertebra, dice
              hint="average the dice_* columns of the table over series (section 4 shows the means).",
              solution="""
 table[[f"dice_{n}" for n in FOREGROUND]].mean().idxmax().removeprefix("dice_")"""),
+    Exercise("07.1", "How many segments does the DICOM SEG of your scan hold?", seg_segments, matches=exactly,
+             hint="one segment per vertebra, per disc and the canal: count the rows of the table in section 4, "
+                  "or read the SegmentSequence of your_scan/prediction.dcm with pydicom.",
+             solution="""
+import pydicom
+len(pydicom.dcmread(layout.your_scan / "prediction.dcm", stop_before_pixels=True).SegmentSequence)"""),
+    Exercise("07.2", "Which file of the bundle holds the network's weights (its path inside the bundle)?",
+             bundle_weights,
+             hint="look at the listing of section 5, or at the `initialize` entry of configs/inference.json.",
+             solution="""
+sorted(str(p.relative_to(layout.bundle)) for p in layout.bundle.rglob("*.pt"))[0]"""),
+    Exercise("07.3", "Which input size (three numbers, in voxels) does the bundle's network take?",
+             bundle_input_shape, matches=close_to(rel=0, abs_=0),
+             hint="configs/metadata.json, network_data_format > inputs > image > spatial_shape: the training patch "
+                  "in MONAI's axis order.",
+             solution="""
+json.loads((layout.bundle / "configs" / "metadata.json").read_text())["network_data_format"]["inputs"]["image"][
+    "spatial_shape"]"""),
 ]

@@ -90,6 +90,16 @@ class RunLayout:
     def report(self) -> Path:
         return self.root / "report"
 
+    @property
+    def your_scan(self) -> Path:
+        """Notebook 07: the scan it segments, the masks, the DICOM SEG."""
+        return self.root / "your_scan"
+
+    @property
+    def bundle(self) -> Path:
+        """Notebook 07: the trained model as a MONAI bundle."""
+        return self.root / "bundle"
+
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """The dataset folder a notebook or command uses: the given one, else the synthetic default."""

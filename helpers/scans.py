@@ -2,7 +2,7 @@
 NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) or NRRD (.nrrd), in any orientation; and the mask written back in the
 input's own kind of file, on its own grid (helpers/dicom_seg.py writes DICOM SEG for DICOM input).
 
-Used by `python -m helpers predict` (and helpers.evaluate.predict_scan).
+Used by notebook 07 and `python -m helpers predict`.
 """
 
 from __future__ import annotations
@@ -169,3 +169,52 @@ def read_dicom_series(folder: Path, series: str = "") -> Scan:
         raise DataError(folder, f"series {chosen.label()} is not a greyscale image")
     image = sitk.Cast(image, sitk.sitkFloat32)
     return Scan(image, folder, "dicom", chosen.files, chosen.uid, chosen.description, why)
+
+
+def write_dicom_series(image: sitk.Image, folder: str | Path, description: str, number: int = 1,
+                       series_uid: str = "", study_uid: str = "") -> list[Path]:
+    """`image` (rounded to int16) as an MR DICOM series, one file per slice along its third axis, as a scanner
+    would export it: for trying the DICOM path without a DICOM scan of your own (notebook 07, the tests)."""
+    from pydicom.uid import generate_uid
+
+    study_uid, folder = study_uid or generate_uid(), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    d = image.GetDirection()
+    pixels = sitk.Cast(sitk.Round(sitk.Cast(image, sitk.sitkFloat32)), sitk.sitkInt16)
+    tags = {"0008|0060": "MR", "0008|103e": description, "0020|000d": study_uid,
+            "0020|000e": series_uid or generate_uid(), "0020|0011": str(number), "0010|0010": "KIT^TEST",
+            "0010|0020": "KIT-1", "0008|0020": "20261205", "0008|0030": "120000", "0020|0052": generate_uid(),
+            "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
+            "0018|0050": f"{image.GetSpacing()[2]:.6f}", "0018|0088": f"{image.GetSpacing()[2]:.6f}"}
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    files = []
+    for i in range(pixels.GetDepth()):
+        piece = pixels[:, :, i]
+        for tag, value in tags.items():
+            piece.SetMetaData(tag, value)
+        piece.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in pixels.TransformIndexToPhysicalPoint((0, 0, i))))
+        piece.SetMetaData("0020|0013", str(i + 1))
+        piece.SetMetaData("0008|0018", generate_uid())
+        files.append(folder / f"{number:02d}_{i:04d}.dcm")
+        writer.SetFileName(str(files[-1]))
+        writer.Execute(piece)
+    return files
+
+
+def demo_scan(data_dir: str | Path) -> tuple[Path, str]:
+    """A scan for notebook 07 when you bring none, and why it is fair: a real SPIDER sample that no course run trains
+    on (../shared/real-samples 209, SPIDER's validation subset), else a series of the data's official validation
+    subset (the course's held-out test patients)."""
+    from .paths import REAL_SAMPLES_DIR
+    from .spider import scan_dataset
+
+    real = REAL_SAMPLES_DIR / "images" / "209_t2_SPACE.mha"
+    if real.is_file():
+        return real, "a real SPIDER sample (patient 209, SPIDER's validation subset): never trained on"
+    scan = scan_dataset(data_dir)
+    held_out = [s for s in scan.complete if (scan.overview.get(s.stem) or {}).get("subset") == "validation"]
+    if not held_out:
+        raise DataError(Path(data_dir), "has no series of SPIDER's validation subset to stand in for your scan; "
+                                        "set `scan` to an image file or a DICOM folder")
+    return held_out[0].image, f"{held_out[0].stem}, a held-out test patient of the course: never trained on"

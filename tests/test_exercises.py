@@ -26,13 +26,23 @@ STRUCTURES = ("vertebra", "disc", "canal")
 def make_run(data: Path, root: Path) -> Path:
     """What notebooks 03-06 leave in a run folder, made with the kit's functions and commands (tiny training)."""
     layout = run_layout(root)
-    resample_dataset(data, layout.prep, ResampleSettings(), progress=False)
+    resample_dataset(data, layout.prep, ResampleSettings(min_inplane_mm=2.0), progress=False)  # the smoke grid
     resample_dataset(data, root / "prep_fixed_size", ResampleSettings(mode="fixed_size"), progress=False)
     write_datalist(layout.prep, layout.datalist)
     for args in (["train", "--datalist", str(layout.datalist), "--out", str(layout.train), "--profile", "smoke",
                   "--max-iterations", "2", "--val-every", "2"],
                  ["evaluate", "--run", str(layout.train)]):
-        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True)
+        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, encoding="utf-8",
+                             errors="replace")  # progress bars draw with Unicode blocks, whatever the locale
+        assert run.returncode == 0, run.stderr[-3000:]
+    from helpers.scans import demo_scan, read_scan, write_dicom_series  # notebook 07: a DICOM scan, SEG, bundle
+
+    write_dicom_series(sitk.DICOMOrient(read_scan(demo_scan(data)[0]).image, "PIR"), layout.your_scan / "dicom", "T2")
+    for args in (["predict", str(layout.your_scan / "dicom"), "--run", str(layout.train), "--out",
+                  str(layout.your_scan / "prediction.dcm")], ["export", "--run", str(layout.train), "--out",
+                                                                str(layout.bundle)]):
+        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, encoding="utf-8",
+                             errors="replace")  # progress bars draw with Unicode blocks, whatever the locale
         assert run.returncode == 0, run.stderr[-3000:]
     return root
 
@@ -97,6 +107,9 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
         "06.1": max(STRUCTURES, key=lambda n: scores[f"hd95_{n}"].mean()),
         "06.2": scores.series[scores[[f"dice_{n}" for n in STRUCTURES]].mean(axis=1).idxmin()],
         "06.3": max(STRUCTURES, key=lambda n: scores[f"dice_{n}"].mean()),
+        "07.1": len(__import__("highdicom").seg.segread(str(root / "your_scan" / "prediction.dcm")).segment_numbers),
+        "07.2": "models/model.pt",
+        "07.3": list(reversed(json.loads((train / "config.json").read_text())["patch_size"])),  # MONAI's axis order
     }
 
 
@@ -104,7 +117,7 @@ def wrong(answer, exercise_id: str, mask_canal: np.ndarray):
     """A plausible wrong answer of the same kind."""
     if exercise_id == "01.3":  # the slice with the least canal
         return int(mask_canal.argmin())
-    if exercise_id in ("00.3", "01.1", "04.3", "02.1", "06.1", "06.2", "06.3"):
+    if exercise_id in ("00.3", "01.1", "04.3", "02.1", "06.1", "06.2", "06.3", "07.2"):
         return {"patient": "series", "T2": "t1", "LeakageError": "ValueError"}.get(answer, f"{answer}_x")
     if exercise_id == "00.1":
         return answer[:-1] if len(answer) > 1 else [*answer, "t1" if "t1" not in answer else "t2"]

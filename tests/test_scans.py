@@ -19,38 +19,9 @@ from helpers.errors import DataError
 from helpers.evaluate import predict_file
 from helpers.labels import label_name
 from helpers.resample import resample_dataset
-from helpers.scans import read_scan
+from helpers.scans import read_scan, write_dicom_series
 from helpers.spider import read_series, scan_dataset
 from helpers.train import TrainConfig, train
-
-
-def write_dicom_series(image: sitk.Image, folder: Path, description: str, number: int = 1,
-                       series_uid: str = "", study_uid: str = "1.2.826.0.1.3680043.8.498.1") -> list[Path]:
-    """`image` (rounded to int16) as an MR DICOM series, one file per slice along its third axis."""
-    from pydicom.uid import generate_uid
-
-    folder.mkdir(parents=True, exist_ok=True)
-    d = image.GetDirection()
-    pixels = sitk.Cast(sitk.Round(image), sitk.sitkInt16)
-    tags = {"0008|0060": "MR", "0008|103e": description, "0020|000d": study_uid,
-            "0020|000e": series_uid or generate_uid(), "0020|0011": str(number), "0010|0010": "KIT^TEST",
-            "0010|0020": "KIT-1", "0008|0020": "20261205", "0008|0030": "120000", "0020|0052": study_uid + ".1",
-            "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
-            "0018|0050": f"{image.GetSpacing()[2]:.6f}", "0018|0088": f"{image.GetSpacing()[2]:.6f}"}
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    files = []
-    for i in range(pixels.GetDepth()):
-        piece = pixels[:, :, i]
-        for tag, value in tags.items():
-            piece.SetMetaData(tag, value)
-        piece.SetMetaData("0020|0032", "\\".join(f"{v:.6f}" for v in pixels.TransformIndexToPhysicalPoint((0, 0, i))))
-        piece.SetMetaData("0020|0013", str(i + 1))
-        piece.SetMetaData("0008|0018", generate_uid())
-        files.append(folder / f"{number:02d}_{i:04d}.dcm")
-        writer.SetFileName(str(files[-1]))
-        writer.Execute(piece)
-    return files
 
 
 def scan_like(image: sitk.Image) -> sitk.Image:
