@@ -101,7 +101,8 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     per_voxel = cached_bytes_per_voxel(items[0], chain) if items else 0.0
     need = int(per_voxel * sum(voxels(i["image"]) for i in items))
     ram = free_ram()
-    budget = CACHE_SHARE * ram
+    weights = params * BYTES_PER_PARAMETER_TRAINING
+    budget = CACHE_SHARE * max(0, ram - (weights if device.type == "cpu" else 0))  # on a CPU the model shares RAM
     rate = 1.0 if need <= budget else max(0.0, budget / need)
     run_dir.mkdir(parents=True, exist_ok=True)
     disk_need = params * BYTES_PER_PARAMETER_CHECKPOINTS
@@ -113,13 +114,12 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
         f"per step; {iterations} iterations",
         f"  host memory: caching {len(items)} volumes needs {_gb(need)} ({per_voxel:.1f} bytes a voxel, measured on "
         f"the first), {_gb(ram)} free: " + ("all cached" if rate >= 1 else
-                                             f"{rate:.0%} of them cached (at most half the free memory), the rest "
-                                             "read from disk at each use"),
+                                             f"{rate:.0%} of them cached (at most half the memory the network "
+                                             "leaves free), the rest read from disk at each use"),
         f"  disk: checkpoints need about {_gb(disk_need)}, {_gb(disk_free)} free in {run_dir}"]
     if disk_free < disk_need:
         plan.problems.append(f"{run_dir}: {_gb(disk_free)} free, the checkpoints need about {_gb(disk_need)}; free "
                              "some space or choose another run folder")
-    weights = params * BYTES_PER_PARAMETER_TRAINING
     if device.type == "cuda":
         total = torch.cuda.get_device_properties(device).total_memory
         plan.lines.append(f"  GPU memory: weights, gradients and AdamW states {_gb(weights)} of {_gb(total)}; the "

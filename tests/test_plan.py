@@ -1,0 +1,51 @@
+"""The plan `train` prints before its first step: a cache that cannot fit in the free memory is cached in part, with
+the reason, and training still runs; checkpoints that cannot fit on the disk stop the run before its first step,
+with what to do. The free memory and disk are the machine's; the tests set them as a small machine would have."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+
+from helpers import plan as plan_module
+from helpers.datalist import write_datalist
+from helpers.errors import KitError
+from helpers.resample import ResampleSettings, resample_dataset
+from helpers.train import TrainConfig, plan_for, train
+
+
+@pytest.fixture(scope="module")
+def datalist(small_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan")
+    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=2.0), progress=False)
+    write_datalist(root / "prep", root / "datalist.json")
+    return root / "datalist.json"
+
+
+def test_the_plan_measures_what_caching_needs(datalist, tmp_path):
+    plan = plan_for(TrainConfig(str(datalist), str(tmp_path / "run")))
+    items = json.loads(datalist.read_text())
+    voxels = sum(plan_module.voxels(datalist.parent / i["image"]) for i in items["training"] + items["validation"])
+    assert 5 * voxels < plan.cache_needed < 25 * voxels  # image float32, label uint8, class indices
+    assert plan.cache_rate == 1.0 and not plan.problems
+    assert plan.lines[0].startswith("plan: cpu; 8.9 M parameters; patch (64, 64, 16)")
+
+
+def test_a_cache_too_large_for_the_free_memory_is_cached_in_part(datalist, tmp_path, monkeypatch, capsys):
+    probe = plan_for(TrainConfig(str(datalist), str(tmp_path / "probe")))
+    weights = probe.parameters * plan_module.BYTES_PER_PARAMETER_TRAINING
+    monkeypatch.setattr(plan_module, "free_ram", lambda: weights + probe.cache_needed)  # half the rest: the cache
+    summary = train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=3, val_every=3), progress=False)
+    out = capsys.readouterr().out
+    assert "50% of them cached (at most half the memory the network leaves free), the rest read from disk" in out
+    assert summary["iteration"] == 3 and summary["cache_rate"] == pytest.approx(0.5)
+
+
+def test_checkpoints_that_cannot_fit_stop_the_run_before_it_starts(datalist, tmp_path, monkeypatch):
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(plan_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(KitError, match=r"this run cannot fit: .*run: 0.0 GB free, the checkpoints need about 0.3 GB"):
+        train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=3, val_every=3), progress=False)
+    assert not list((tmp_path / "run").glob("checkpoint_*.pt"))
