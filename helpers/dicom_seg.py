@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from .errors import KitError
 from .files import atomic_path
 from .labels import label_name, structure_of
+from .levels import name_levels
 
 # SNOMED CT codes of the three structures (CID 7150 category: anatomical structure)
 STRUCTURE_CODES = {
@@ -37,6 +38,12 @@ def segment_values(spider_map: sitk.Image) -> list[int]:
     return [int(v) for v in np.unique(sitk.GetArrayViewFromImage(spider_map)) if v]
 
 
+def segment_labels(values: list[int]) -> dict[int, str]:
+    """Each segment's label: SPIDER's name, with the anatomical level where it can be named (helpers/levels.py)."""
+    names, _ = name_levels(values)
+    return {v: f"{label_name(v)} ({names[v]})" if v in names else label_name(v) for v in values}
+
+
 def write_dicom_seg(spider_map: sitk.Image, source_files: list[str], out: str | Path, model: str = "UNETR",
                     version: str = "") -> Path:
     """A DICOM SEG of `spider_map` (SPIDER values on the grid of the series read from `source_files`, in that
@@ -52,10 +59,11 @@ def write_dicom_seg(spider_map: sitk.Image, source_files: list[str], out: str | 
     values = segment_values(spider_map)
     if not values:
         raise KitError("the prediction is empty: there is nothing to write as DICOM SEG")
+    labels = segment_labels(values)
     algorithm = hd.AlgorithmIdentificationSequence(name=f"spider-unetr-kit {model}", version=version or "0",
                                                    family=codes.cid7162.ArtificialIntelligence)
     descriptions = [hd.seg.SegmentDescription(
-        segment_number=i, segment_label=label_name(v), segmented_property_category=codes.SCT.AnatomicalStructure,
+        segment_number=i, segment_label=labels[v], segmented_property_category=codes.SCT.AnatomicalStructure,
         segmented_property_type=_code(structure_of(v)), algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
         algorithm_identification=algorithm, tracking_uid=hd.UID(), tracking_id=f"SPIDER label {v}")
         for i, v in enumerate(values, start=1)]

@@ -317,6 +317,10 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     result = to_spider_values(structures) if spider_values or wanted == "dicom" else structures
     if geometry(result)["size"] != list(scan.image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
+    if spider_values or wanted == "dicom":
+        from .levels import name_levels
+
+        print(f"levels: {name_levels(np.unique(sitk.GetArrayViewFromImage(result)))[1]}")
     if wanted == "dicom":
         return write_dicom_seg(result, scan.files, out, predictor.config["model"])
     write_image_atomic(result, out)

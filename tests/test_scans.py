@@ -14,10 +14,9 @@ import pytest
 import SimpleITK as sitk
 
 from helpers.datalist import write_datalist
-from helpers.dicom_seg import read_dicom_seg, write_dicom_seg
+from helpers.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
 from helpers.errors import DataError
 from helpers.evaluate import predict_file
-from helpers.labels import label_name
 from helpers.resample import resample_dataset
 from helpers.scans import read_scan, write_dicom_series
 from helpers.spider import read_series, scan_dataset
@@ -94,9 +93,10 @@ def test_dicom_seg_reads_back_segment_for_segment(run, small_dataset, tmp_path):
     segments = read_dicom_seg(tmp_path / "reference.dcm", scan.files)
     truth = sitk.GetArrayFromImage(reference)
     values = [int(v) for v in np.unique(truth) if v]
-    assert list(segments) == [label_name(v) for v in values]
+    labels = segment_labels(values)
+    assert list(segments) == [labels[v] for v in values] and labels[1] == "vertebra 1 (L5)"
     for v in values:
-        assert np.array_equal(segments[label_name(v)], truth == v), v
+        assert np.array_equal(segments[labels[v]], truth == v), v
     seg = hd.seg.segread(str(tmp_path / "reference.dcm"))
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source_uid
     assert seg.FrameOfReferenceUID == pydicom.dcmread(files[0], stop_before_pixels=True).FrameOfReferenceUID
@@ -108,8 +108,9 @@ def test_dicom_seg_reads_back_segment_for_segment(run, small_dataset, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     predict_file(tmp_path / "dicom", run, tmp_path / "pred.mha")
     predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pred.mha")))
+    labels = {name: v for v, name in segment_labels([int(v) for v in np.unique(predicted) if v]).items()}
     for label, voxels in read_dicom_seg(tmp_path / "pred.dcm", scan.files).items():
-        value = next(int(v) for v in np.unique(predicted) if v and label_name(int(v)) == label)
+        value = labels[label]
         assert np.array_equal(voxels, predicted == value), label
 
 
