@@ -7,6 +7,8 @@ Used by notebook 07 and `python -m helpers predict`.
 
 from __future__ import annotations
 
+import functools
+import locale
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,21 @@ from .spider import read_image
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
 LOCALISER_WORDS = ("loc", "scout", "survey", "localizer", "localiser", "3-plane", "tripilot")
 MIN_SLICES = 3  # fewer images in a series: a localiser or a single slice, not a volume
+
+
+def keeps_locale(fn):
+    """GDCM (SimpleITK's DICOM reader and writer) sets the process's locale to "C" and leaves it there, after which
+    Python opens text files as ASCII: restore the locale after each call."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = locale.setlocale(locale.LC_ALL)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            locale.setlocale(locale.LC_ALL, saved)
+
+    return wrapper
 
 
 @dataclass
@@ -146,6 +163,7 @@ def choose_series(found: list[_Series], folder: Path, series: str = "") -> tuple
                     "; ".join(s.label() for s in volumes) + "); name one with --series UID")
 
 
+@keeps_locale
 def read_dicom_series(folder: Path, series: str = "") -> Scan:
     """The chosen series of a DICOM folder as one 3D image, its files in slice order."""
     found = _series_in(folder)
@@ -171,6 +189,7 @@ def read_dicom_series(folder: Path, series: str = "") -> Scan:
     return Scan(image, folder, "dicom", chosen.files, chosen.uid, chosen.description, why)
 
 
+@keeps_locale
 def write_dicom_series(image: sitk.Image, folder: str | Path, description: str, number: int = 1,
                        series_uid: str = "", study_uid: str = "") -> list[Path]:
     """`image` (rounded to int16) as an MR DICOM series, one file per slice along its third axis, as a scanner

@@ -30,7 +30,7 @@ from .conftest import tree_digest
 @pytest.fixture(scope="module")
 def datalist(small_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    resample_dataset(small_dataset, root / "prep", progress=False)
+    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=2.0), progress=False)  # smoke grid
     write_datalist(root / "prep", root / "datalist.json")
     return root / "datalist.json"
 
