@@ -1,5 +1,5 @@
 """The course's choice, made once: which data, which profile, which run folder. Notebook 00 (and
-`python -m helpers run-notebooks`) records it; notebooks 01-06 and the command line follow it and print it in
+`python -m helpers run-notebooks`) records it; notebooks 01-07 and the command line follow it and print it in
 one line. A value set explicitly still wins, and is said so.
 
 Used by every notebook.
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .files import write_text_atomic
-from .paths import RunLayout, kit_home, real_data_dir, resolve_data_dir, run_layout, synthetic_data_dir
+from .paths import RunLayout, output_dir, real_data_dir, resolve_data_dir, run_layout, synthetic_data_dir
 
 COURSE_ENV = "SPIDER_KIT_COURSE"  # where the choice is kept (default: <kit home>/outputs/course.json)
 DEFAULT_PROFILE = "smoke"
@@ -28,7 +28,7 @@ def absolute(path: str | Path) -> Path:
 
 def course_file() -> Path:
     """The file that holds the course's choice; on Colab it lives on Drive with the runs."""
-    return Path(os.environ.get(COURSE_ENV) or kit_home() / "outputs" / "course.json").expanduser()
+    return Path(os.environ.get(COURSE_ENV) or output_dir() / "course.json").expanduser()
 
 
 @dataclass(frozen=True)
