@@ -314,10 +314,11 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     require_usable(scan.image, image_path)  # before the network is loaded
     predictor = Predictor(run_dir)
     structures = predictor.structures(scan.image, image_path)
-    result = to_spider_values(structures) if spider_values or wanted == "dicom" else structures
+    numbered = spider_values or wanted == "dicom"  # DICOM SEG: one segment per numbered vertebra and disc
+    result = to_spider_values(structures) if numbered else structures
     if geometry(result)["size"] != list(scan.image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
-    if spider_values or wanted == "dicom":
+    if numbered:
         from .levels import name_levels
 
         print(f"levels: {name_levels(np.unique(sitk.GetArrayViewFromImage(result)))[1]}")

@@ -9,6 +9,7 @@ to do, instead of the operating system killing the process half-way ("exitcode -
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import shutil
@@ -58,8 +59,7 @@ def voxels(path: str | Path) -> int:
     """Voxels of a NIfTI volume, from its header alone."""
     import nibabel as nib
 
-    shape = nib.load(str(path)).header.get_data_shape()
-    return int(torch.tensor(shape).prod())
+    return math.prod(nib.load(str(path)).header.get_data_shape())
 
 
 def cached_bytes_per_voxel(item: dict, chain) -> float:
@@ -97,7 +97,9 @@ class Plan:
 def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], chain, run_dir: Path,
               iterations: int, patch: tuple[int, ...], patches_per_step: int) -> Plan:
     """The plan for training `model` on `items` (training and validation) into `run_dir`."""
-    params = sum(p.numel() for p in model.parameters())
+    from .models import parameter_count
+
+    params = parameter_count(model)
     per_voxel = cached_bytes_per_voxel(items[0], chain) if items else 0.0
     need = int(per_voxel * sum(voxels(i["image"]) for i in items))
     ram = free_ram()
@@ -105,7 +107,8 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     budget = CACHE_SHARE * max(0, ram - (weights if device.type == "cpu" else 0))  # on a CPU the model shares RAM
     rate = 1.0 if need <= budget else max(0.0, budget / need)
     run_dir.mkdir(parents=True, exist_ok=True)
-    disk_need = params * BYTES_PER_PARAMETER_CHECKPOINTS
+    kept = sum(p.stat().st_size for p in run_dir.glob("checkpoint_*.pt"))  # a resumed run rewrites what it has
+    disk_need = max(0, params * BYTES_PER_PARAMETER_CHECKPOINTS - kept)
     disk_free = shutil.disk_usage(run_dir).free
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     plan = Plan(name, params, need, ram, rate, disk_need, disk_free)
@@ -116,7 +119,7 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
         f"the first), {_gb(ram)} free: " + ("all cached" if rate >= 1 else
                                              f"{rate:.0%} of them cached (at most half the memory the network "
                                              "leaves free), the rest read from disk at each use"),
-        f"  disk: checkpoints need about {_gb(disk_need)}, {_gb(disk_free)} free in {run_dir}"]
+        f"  disk: checkpoints need about {_gb(disk_need)} more, {_gb(disk_free)} free in {run_dir}"]
     if disk_free < disk_need:
         plan.problems.append(f"{run_dir}: {_gb(disk_free)} free, the checkpoints need about {_gb(disk_need)}; free "
                              "some space or choose another run folder")

@@ -49,3 +49,17 @@ def test_checkpoints_that_cannot_fit_stop_the_run_before_it_starts(datalist, tmp
     with pytest.raises(KitError, match=r"this run cannot fit: .*run: 0.0 GB free, the checkpoints need about 0.3 GB"):
         train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=3, val_every=3), progress=False)
     assert not list((tmp_path / "run").glob("checkpoint_*.pt"))
+
+
+def test_a_resumed_run_needs_only_the_disk_its_checkpoints_do_not_hold(datalist, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    first = train(TrainConfig(str(datalist), str(run), max_iterations=2, val_every=2), progress=False)
+    kept = sum(p.stat().st_size for p in run.glob("checkpoint_*.pt"))
+    full = first["parameters"] * plan_module.BYTES_PER_PARAMETER_CHECKPOINTS
+    usage = collections.namedtuple("usage", "total used free")
+    free = full - kept + 10**6  # enough for what is still to come, not for a whole new run
+    monkeypatch.setattr(plan_module.shutil, "disk_usage", lambda path: usage(10**10, 10**10 - free, free))
+    again = train(TrainConfig(str(datalist), str(run), max_iterations=4, val_every=2), progress=False)
+    assert again["iteration"] == 4
+    with pytest.raises(KitError, match="this run cannot fit"):
+        train(TrainConfig(str(datalist), str(tmp_path / "new"), max_iterations=2, val_every=2), progress=False)
