@@ -142,10 +142,19 @@ def _torchscript(model: torch.nn.Module, patch: list[int], path: Path) -> str:
 
 
 def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
-    """Write the run as a MONAI bundle in `out` (a new folder, filled atomically by a rename)."""
-    from .evaluate import Predictor
+    """Write the run as a MONAI bundle in `out` (a new folder, filled atomically by a rename), holding the run
+    folder's lock (no training meanwhile)."""
+    from .lock import folder_lock
 
-    run_dir, out = Path(run_dir), Path(out)
+    with folder_lock(run_dir, "exporting a bundle"):
+        return _export(Path(run_dir), Path(out))
+
+
+def _export(run_dir: Path, out: Path) -> Path:
+    from .checkpoints import save_checkpoint
+    from .evaluate import Predictor
+    from .places import writable_folder
+
     if out.exists():
         raise KitError(f"{out} exists; choose a new folder for the bundle (nothing was overwritten)")
     predictor = Predictor(run_dir, device="cpu")
@@ -153,9 +162,9 @@ def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     for sub in ("configs", "models", "docs"):
-        (tmp / sub).mkdir(parents=True)
+        writable_folder(tmp / sub)
     state = torch.load(run_dir / predictor.checkpoint, map_location="cpu", weights_only=True)
-    torch.save(predictor.model.state_dict(), tmp / "models" / "model.pt")
+    save_checkpoint(tmp / "models" / "model.pt", predictor.model.state_dict())
     patch = list(reorder(config["patch_size"], CANONICAL_AXES, MONAI_AXES))
     ts = _torchscript(predictor.model, patch, tmp / "models" / "model.ts")
     write_text_atomic(tmp / "configs" / "inference.json",

@@ -54,3 +54,57 @@ def show_cases(cases: dict[str, pd.Series], prep_dir: str | Path, eval_dir: str 
         Path(save).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(save, dpi=100)
     return fig
+
+
+def show_instances(rows: pd.DataFrame, prep_dir: str | Path, eval_dir: str | Path, count: int = 4,
+                   save: str | Path | None = None):
+    """The failure gallery: for each of the first `count` rows (`levels.worst_instances`), the sagittal slice
+    through the most of that reference instance, cropped around it: the reference instance outlined in green, the
+    predicted label it matched filled in orange, every other predicted label in grey. Titles say what happened."""
+    import numpy as np
+
+    from .display import display_range
+    from .levels import describe
+    from .resample import read_manifest
+    from .spider import canonical_array, canonical_spacing, read_image, read_mask
+
+    records = {r["series"]: r for r in read_manifest(prep_dir)["series"]}
+    rows = rows.head(count)
+    if rows.empty:
+        raise KitError("no instances to show")
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.4 * len(rows), 4.2), squeeze=False)
+    for ax, (_, row) in zip(axes[0], rows.iterrows()):
+        record = records[row["series"]]
+        image = read_image(record["source_image"])
+        pixels = canonical_array(image).astype(np.float32)
+        reference = canonical_array(read_mask(record["source_mask"], image))
+        predicted = canonical_array(sitk.ReadImage(str(Path(eval_dir) / "predictions" / f"{row['series']}.mha")))
+        instance = reference == row["label"]
+        index = int(instance.sum(axis=(1, 2)).argmax())
+        rr, cc = np.nonzero(instance[index])
+        _, sy, sx = canonical_spacing(image)
+        margin_r, margin_c = max(int(25 / sy), 3), max(int(25 / sx), 3)  # about 25 mm around the instance
+        r0, r1 = max(rr.min() - margin_r, 0), min(rr.max() + margin_r + 1, pixels.shape[1])
+        c0, c1 = max(cc.min() - margin_c, 0), min(cc.max() + margin_c + 1, pixels.shape[2])
+        crop = (index, slice(r0, r1), slice(c0, c1))
+        extent = (0, (c1 - c0) * sx, (r1 - r0) * sy, 0)
+        low, high = display_range(pixels)
+        ax.imshow(pixels[crop], cmap="gray", vmin=low, vmax=high, extent=extent, interpolation="nearest")
+        others = (predicted[crop] > 0) & (predicted[crop] != row["match"])
+        ax.imshow(np.ma.masked_equal(others.astype(float), 0), cmap="Greys", vmin=0, vmax=2, alpha=0.45,
+                  extent=extent, interpolation="nearest")
+        if row["match"]:
+            ax.imshow(np.ma.masked_equal((predicted[crop] == row["match"]).astype(float), 0), cmap="Oranges",
+                      vmin=0, vmax=1.4, alpha=0.55, extent=extent, interpolation="nearest")
+        ys, xs = (np.arange(r1 - r0) + 0.5) * sy, (np.arange(c1 - c0) + 0.5) * sx  # voxel centres, mm
+        ax.contour(xs, ys, instance[crop].astype(float), levels=[0.5], colors="lime", linewidths=1.2)
+        ax.set_title(describe(row).replace(": ", ":\n", 1), fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("worst instances: reference outlined in green, its matched prediction in orange, other labels grey",
+                 fontsize=9)
+    fig.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=100)
+    return fig

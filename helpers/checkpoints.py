@@ -17,16 +17,39 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
-from .files import atomic_path
+from .files import IncompleteWrite, atomic_path
 
 LAST, PREV = "checkpoint_last.pt", "checkpoint_prev.pt"
 TRAINING_KEYS = ("model", "optimizer", "scheduler", "scaler", "iteration", "best_metric", "best_iteration", "rng")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """torch.save through a temporary file and a rename."""
-    with atomic_path(path) as tmp:
+    """torch.save through a temporary file, checked to be whole (`intact`), and a rename."""
+    with atomic_path(path, _whole, needed=state_bytes(state)) as tmp:
+        _save(state, tmp)
+
+
+def state_bytes(state) -> int:
+    """The bytes of every tensor in a (nested) checkpoint state: about what its file needs on disk."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_bytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(state_bytes(v) for v in state)
+    return 0
+
+
+def _save(state: dict, tmp: Path) -> None:
+    try:
         torch.save(state, tmp)
+    except RuntimeError as e:  # torch's zip writer raises RuntimeError, not OSError, when the disk fills
+        raise IncompleteWrite(f"torch.save failed: {str(e).strip().splitlines()[-1]}") from None
+
+
+def _whole(tmp: Path) -> None:
+    if not intact(tmp):
+        raise IncompleteWrite("its zip directory does not read (truncated)")
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -81,8 +104,9 @@ def load_weights(model: torch.nn.Module, weights: dict, path: str | Path, networ
 def save_last(run_dir: str | Path, state: dict) -> Path:
     """Write `checkpoint_last.pt` atomically; the intact one it replaces becomes `checkpoint_prev.pt`."""
     last, prev = Path(run_dir) / LAST, Path(run_dir) / PREV
-    with atomic_path(last) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(last, _whole, needed=state_bytes(state)) as tmp:
+        _save(state, tmp)
+        _whole(tmp)  # before the last one becomes prev
         if last.is_file() and intact(last):
             os.replace(last, prev)
     return last

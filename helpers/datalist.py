@@ -138,13 +138,10 @@ def load_datalist(path: str | Path) -> dict[str, list[dict]]:
     """Training and validation lists with absolute paths; a clear error for every kind of bad datalist."""
     from monai.data import load_decathlon_datalist
 
+    from .places import read_json_object
+
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "datalist not found; write one with notebook 04 or `python -m helpers datalist`")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"is not valid JSON ({e})") from None
+    raw = read_json_object(path, "a datalist", "notebook 04 (or `python -m helpers datalist`)")
     out = {}
     for part in ("training", "validation"):
         if not isinstance(raw.get(part), list):

@@ -45,12 +45,13 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | None = None):
         from .checkpoints import load_weights, read_checkpoint
+        from .places import read_json_object
 
         self.run_dir = Path(run_dir)
         config_path = self.run_dir / "config.json"
         if not config_path.is_file():
             raise DataError(config_path, "not found; is this a training run folder (python -m helpers train)?")
-        self.config = json.loads(config_path.read_text())
+        self.config = read_json_object(config_path, "a run's config", "training (notebook 05)")
         path = self.run_dir / f"checkpoint_{checkpoint}.pt"
         if not path.is_file():
             path = self.run_dir / "checkpoint_last.pt"
@@ -206,17 +207,29 @@ def evaluate_series(reference: sitk.Image, predicted: sitk.Image, out: Path, ste
 
 def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
              progress: bool = True) -> pd.DataFrame:
+    """`evaluate_part`, holding the run folder's lock (helpers/lock.py): no training or other evaluation meanwhile."""
+    from .lock import folder_lock
+
+    with folder_lock(run_dir, f"evaluating '{part}'"):
+        return evaluate_part(run_dir, datalist, part, progress)
+
+
+def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
+                  progress: bool = True) -> pd.DataFrame:
     """Predict every series of `part`; write predictions, per-case metrics and the challenge's figures under
     RUN_DIR/eval/<part>: predictions/<series>.mha (SPIDER values, what `score` reads), structures/<series>.mha
-    (0-3), metrics.csv, challenge.json (as `python -m helpers score --json` writes it) and summary.json."""
+    (0-3), metrics.csv, challenge.json (as `python -m helpers score --json` writes it), instances.csv (every
+    reference vertebra, disc and canal: level, match, status, Dice, ASD; `helpers.levels`) and summary.json."""
     from tqdm.auto import tqdm
 
     from .challenge import document
+    from .levels import STATUSES, instance_rows
+    from .places import read_json_object
     from .resample import read_manifest
 
     predictor = Predictor(run_dir)
     datalist = Path(datalist or predictor.config["datalist"])
-    raw = json.loads(datalist.read_text())
+    raw = read_json_object(datalist, "a datalist", "notebook 04 (or `python -m helpers datalist`)")
     items = raw.get(part)
     if not items:
         raise KitError(f"{datalist} has no series in '{part}'; choose validation or test")
@@ -249,7 +262,12 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
     challenge = document(scans, reference="source masks of the datalist part", prediction=str(out / "predictions"))
     write_text_atomic(out / "metrics.csv", table.to_csv(index=False))
     write_text_atomic(out / "challenge.json", json.dumps(challenge, indent=1))
+    instances = pd.DataFrame([row for stem, found in scans.items() for row in instance_rows(stem, found)])
+    write_text_atomic(out / "instances.csv", instances.to_csv(index=False))
     summary = summarise(table, predictor, part)
+    counts = instances.groupby(["structure", "status"]).size() if len(instances) else pd.Series(dtype=int)
+    summary["instances"] = {kind: {s: int(counts.get((kind, s), 0)) for s in STATUSES}
+                            for kind in ("vertebra", "disc", "canal")}
     summary["numbering_cost"] = document(numbering)["summary"]
     summary["skipped"] = skipped
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
@@ -302,6 +320,9 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     from .scans import kind_of, read_scan
 
     out = Path(out)
+    if out.is_dir():
+        raise DataError(out, "is a folder, where the mask's file name is expected; name a file, such as "
+                             f"{out / 'mask.nii.gz'}")
     wanted = kind_of(out)
     if not wanted:
         raise DataError(out, "needs a suffix that says the kind of file: .nii.gz, .nii, .mha, .nrrd, or .dcm for "

@@ -227,6 +227,12 @@ def worst_case(ctx: Context) -> str:
     return str(pick_cases(_scores(ctx))["worst"]["series"])
 
 
+def missed_or_merged(ctx: Context) -> int:
+    part = ctx.get("part", "test")
+    rows = pd.read_csv(_need(ctx.run.train / "eval" / part / "instances.csv", "notebook 06"))
+    return int((rows["structure"].isin(["vertebra", "disc"]) & rows["status"].isin(["missed", "merged"])).sum())
+
+
 def seg_segments(ctx: Context) -> int:
     import pydicom
 
@@ -393,6 +399,11 @@ cases["worst"]["series"]    # pick_cases: the lowest mean of dice_vertebra, dice
              hint="average the dice_* columns of the table over series (section 4 shows the means).",
              solution="""
 table[[f"dice_{n}" for n in FOREGROUND]].mean().idxmax().removeprefix("dice_")"""),
+    Exercise("06.4", "How many reference vertebrae and discs of this part were missed or merged (each instance "
+                     "counted once, over all series)?", missed_or_merged, matches=exactly,
+             hint="section 5's level table: add the missed and merged columns of the vertebra and disc rows.",
+             solution="""
+levels[levels.structure.isin(["vertebra", "disc"])][["missed", "merged"]].sum().sum()"""),
     Exercise("07.1", "How many segments does the DICOM SEG of your scan hold?", seg_segments, matches=exactly,
              hint="one segment per vertebra, per disc and the canal: count the rows of the table in section 4, "
                   "or read the SegmentSequence of your_scan/prediction.dcm with pydicom.",

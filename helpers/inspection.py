@@ -112,6 +112,8 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> pd.DataFrame:
     for problem in scan.problems:  # stray files and masks without images
         if problem.path not in listed:
             rows.append({"series": problem.path.name, "training": False, "flags": str(problem)})
+    for note in scan.notes:  # about the folder: a missing overview.csv, rows of it without files
+        rows.append({"series": note.path.name, "flags": str(note)})
     table = pd.DataFrame(rows)
     table["flags"] = table["flags"].fillna("")
     return table

@@ -3,7 +3,10 @@
 Vertebrae: connected components, where one that holds two bodies bridged past a disc (grown together beside a
 disc the network drew too small) is first cut along that disc's mid-plane; big components (bodies) each start a
 level, and so does a smaller one that lies at rows no big one covers (a partly visible end vertebra); the remaining
-pieces (posterior elements, fragments) join the level whose centre is nearest in the superior-inferior direction.
+pieces (posterior elements, fragments) join the level whose centre is nearest in the superior-inferior direction;
+two levels much closer than the usual distance between levels with no disc between them are one body in two pieces,
+and a big piece that reaches past two other levels' centres (posterior elements drawn as one chain) is shared out
+between the levels voxel by voxel.
 Discs: every disc component takes the number of the gap between vertebra centres it lies in (disc 200+k lies
 directly below vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
 numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
@@ -26,6 +29,8 @@ from .spider import structure_mask
 MAX_LEVEL = 25
 BIG = 0.3  # a vertebra component at least this share of the largest is a body: it starts a level
 BLADE_MARGIN_MM = 10.0  # a disc's mid-plane cuts bridged vertebrae up to this far beyond the disc's own rim
+SPLIT_PITCH = 0.5  # neighbouring levels closer than this share of the usual distance, no disc between: one vertebra
+CHAIN_LENGTH = 1.75  # a level start this many times the usual height, over two other levels' centres: a chain
 FLAT = 0.65  # a disc component is disc-shaped when its thinnest spread is at most this share of its middle one
 
 
@@ -69,6 +74,45 @@ def _vertebra_levels(sizes, centre, span, big: float = BIG, alone: float = 0.05)
     starts_arr = np.array(starts)
     nearest = np.abs(centre[:, None] - centre[starts_arr][None, :]).argmin(1)
     return starts_arr[nearest]
+
+
+def _without_chains(owner: np.ndarray, centre: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Components that started a level but whose rows reach past the centres of two other levels are chains (the
+    posterior elements of several vertebrae drawn as one piece), not bodies: they start no level, the remaining
+    components join the nearest level again, and the chains are returned to be shared out voxel by voxel."""
+    starts = np.unique(owner)
+    if len(starts) < 3:
+        return owner, []
+    inside = (centre[starts][None, :] >= span[starts, :1]) & (centre[starts][None, :] <= span[starts, 1:])
+    length = span[starts, 1] - span[starts, 0] + 1
+    long = length >= CHAIN_LENGTH * np.median(length)  # a vertebra's own span reaches its neighbours' centres
+    chains = [int(c) for c, k, far in zip(starts, inside.sum(1), long) if far and k >= 3]  # its centre, two others
+    kept = np.array([c for c in starts if c not in chains])
+    if not chains or not len(kept):
+        return owner, []
+    owner = kept[np.abs(centre[:, None] - centre[kept][None, :]).argmin(1)]
+    return owner, [c for c in range(len(owner)) if c in chains]
+
+
+def _join_split_bodies(owner: np.ndarray, levels: np.ndarray, centre: np.ndarray, disc_stats: tuple
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (lowest first) closer than SPLIT_PITCH times the median distance between neighbouring levels, with
+    no disc centre between them, are one vertebra drawn in two pieces: the upper joins the lower. Without it a
+    body split by a crack in the prediction counts twice and every number above it shifts by one."""
+    if len(levels) < 3:
+        return owner, levels
+    _, disc_sizes, disc_rows, _ = disc_stats
+    disc_rows = disc_rows[disc_sizes >= 0.1 * disc_sizes.max()] if len(disc_sizes) else disc_rows
+    rows = centre[levels]
+    pitch = float(np.median(np.abs(np.diff(rows))))
+    kept = [0]
+    for k in range(1, len(levels)):
+        lower, upper = rows[kept[-1]], rows[k]  # rows run superior -> inferior: lower > upper
+        if lower - upper < SPLIT_PITCH * pitch and not ((disc_rows < lower) & (disc_rows > upper)).any():
+            owner = np.where(owner == levels[k], levels[kept[-1]], owner)
+        else:
+            kept.append(k)
+    return owner, levels[kept]
 
 
 def _lut(values: np.ndarray) -> np.ndarray:
@@ -186,13 +230,19 @@ def _number_box(structures: np.ndarray, spacing: np.ndarray) -> np.ndarray:
         stats = _split_at_discs(vertebra, stats, disc_stats, spacing)
     comps, sizes, centre, span = stats
     owner = _vertebra_levels(sizes, centre, span)
+    owner, chains = _without_chains(owner, centre, span)
     levels = np.unique(owner)
     levels = levels[np.argsort(-centre[levels], kind="stable")]  # lowest level first
+    owner, levels = _join_split_bodies(owner, levels, centre, disc_stats)
     level_rows = centre[levels]
     if len(owner):
         rank = np.zeros(len(sizes), np.int64)
         rank[levels] = np.arange(1, len(levels) + 1)
         out[comps > 0] = _lut(np.minimum(rank[owner], MAX_LEVEL))[comps[comps > 0]]
+        for chain in chains:  # voxel by voxel: each row to the level whose centre is nearest
+            where = np.nonzero(comps == chain + 1)
+            nearest = np.abs(where[1][:, None] - level_rows[None, :]).argmin(1)
+            out[where] = np.minimum(nearest + 1, MAX_LEVEL)
     comps, sizes, centre, span = disc_stats
     if len(sizes):
         if len(level_rows):

@@ -1,6 +1,7 @@
-"""Training curves, a live plot for notebooks, training patches and a diagram of UNETR.
+"""Training curves, a live plot for notebooks, training patches, a diagram of UNETR, and the box plots of an
+evaluation.
 
-Used by notebook 05 (and the report of notebook 06 draws its curves with `plot_curves`).
+Used by notebook 05 and notebook 06 (the report draws its curves and box plots with these).
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ class LivePlot:
         plot_curves(entries, fig=self.fig)
         if self.handle is not None:
             self.handle.update(self.fig)
+
+
+def plot_metric_boxes(table, save: str | Path | None = None):
+    """Dice, HD95 and ASSD per structure over the evaluated series (an `evaluate.evaluate` table) as box plots."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, metric, label in zip(axes, ("dice", "hd95", "assd"), ("Dice", "HD95 (mm)", "ASSD (mm)")):
+        columns = [f"{metric}_{n}" for n in FOREGROUND]
+        box = ax.boxplot([table[c].dropna() if c in table else [] for c in columns], patch_artist=True)
+        ax.set_xticks(range(1, len(FOREGROUND) + 1), FOREGROUND)
+        for patch, name in zip(box["boxes"], FOREGROUND):
+            patch.set_facecolor(STRUCTURE_COLOURS[name])
+        ax.set_title(label)
+    fig.tight_layout()
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(save, dpi=110)
+    return fig
 
 
 def unetr_diagram(patch: tuple[int, int, int], save: str | Path | None = None):

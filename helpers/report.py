@@ -149,7 +149,7 @@ def _cleanup_line(summary: dict) -> str:
             f"kept for the structures where that raised the validation Dice: {kept}.")
 
 
-def _metrics_lines(part: str, summary: dict) -> list[str]:
+def _metrics_lines(part: str, summary: dict, cases: bool = False) -> list[str]:
     """The metrics section: view 1 (per structure), view 2 (the challenge's), view 3 (the seed's)."""
     m = summary["metrics"]
     lines = [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
@@ -165,6 +165,10 @@ def _metrics_lines(part: str, summary: dict) -> list[str]:
     for name in FOREGROUND:
         lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
                      f"| {_fmt(m[f'clean_dice_{name}'])} |")
+    lines += ["", "![Dice, HD95 and ASSD per structure over the series](figures/boxplots.png)"]
+    if cases:
+        lines += ["", "Best, median and worst series (mean Dice over the structures); blue: missed, red: extra:", "",
+                  "![best, median and worst series](figures/cases.png)"]
     lines += ["", f"Inference: {summary['seconds_per_case']:.2f} s per series on this machine"
               + (f"; scoring {summary['scoring_seconds_per_case']:.2f} s per series." if summary.get("scoring_seconds_per_case")
                  is not None else "."), ""]
@@ -173,6 +177,33 @@ def _metrics_lines(part: str, summary: dict) -> list[str]:
               f"One mean Dice over {SEED_CLASSES} with the background "
               f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
     return lines
+
+
+def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> list[str]:
+    """Level by level: which reference vertebra or disc was found, renumbered, merged or missed, and the worst."""
+    from .levels import describe, level_table, numbering_shifts, worst_instances
+
+    lines = ["## Level by level: what was missed or merged", ""]
+    if instances is None:
+        return lines + [f"No `eval/{part}/instances.csv` in this run: evaluate again (notebook 06) to add it.", ""]
+    lines += ["Every reference instance of every series, as the challenge matches it (view 2): **found**; "
+              "**renumbered** (found, but the prediction gives it another number, so its level would be named "
+              "wrongly); **merged** (one predicted label is the best match of two reference instances); **missed** "
+              "(Dice below 0.1). Levels are named (L5, L4/L5, ...) where the reference has the disc on the sacrum "
+              "(`helpers/levels.py`). Per instance: `eval/<part>/instances.csv`.", "",
+              markdown_table(level_table(instances)), ""]
+    shifts = numbering_shifts(instances)
+    if shifts:
+        lines += [f"Numbered off by the same step throughout in {len(shifts)} of {instances['series'].nunique()} "
+                  "series (" + ", ".join(f"{k} {v:+d}" for k, v in shifts.items()) + "): one level too many (+) or too "
+                  "few (-) below the lowest reference vertebra, most often the unlabelled sacrum painted as a vertebra "
+                  "or a partly visible bottom vertebra. The challenge's Dice does not see it (it matches by overlap); a "
+                  "level's name and the seed's instance-class score do.", ""]
+    lines += ["The worst instances (lowest Dice):", ""]
+    lines += [f"- {describe(row)}, ASD {row['asd']:.1f} mm" for _, row in worst_instances(instances).iterrows()]
+    if gallery:
+        lines += ["", "![the worst instances](figures/instances.png)"]
+    return lines + [""]
 
 
 def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
@@ -223,7 +254,11 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
 
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
     """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
-    from .plots import plot_curves
+    import matplotlib.pyplot as plt
+
+    from .cases import show_instances
+    from .levels import worst_instances
+    from .plots import plot_curves, plot_metric_boxes
     from .run_log import read_metrics
 
     run_dir, out = Path(run_dir), Path(out)
@@ -238,11 +273,20 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plot_curves(entries, save=figures / "curves.png")
-    for extra in sorted((run_dir / "eval" / part).glob("*.png")):
-        shutil.copyfile(extra, figures / extra.name)
+    plot_metric_boxes(pd.read_csv(eval_dir / "metrics.csv"), save=figures / "boxplots.png")
+    instances = pd.read_csv(eval_dir / "instances.csv", keep_default_na=False, na_values=[""]) \
+        if (eval_dir / "instances.csv").is_file() else None
+    if instances is not None and len(instances):
+        show_instances(worst_instances(instances), (Path(config["datalist"]).parent / datalist["data"]["prep_dir"]).resolve(), eval_dir,
+                       save=figures / "instances.png")
+    if (eval_dir / "cases.png").is_file():  # drawn by notebook 06 (best, median and worst series)
+        shutil.copyfile(eval_dir / "cases.png", figures / "cases.png")
+    plt.close("all")
     synthetic = bool(config.get("data", {}).get("synthetic"))
 
-    lines = (_run_lines(run_dir, part, config, summary, datalist, entries) + _metrics_lines(part, summary)
+    lines = (_run_lines(run_dir, part, config, summary, datalist, entries)
+             + _metrics_lines(part, summary, cases=(figures / "cases.png").is_file())
+             + _level_lines(part, instances, gallery=(figures / "instances.png").is_file())
              + _comparison_lines(part, summary, synthetic) + _limitations_lines(config, synthetic))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)

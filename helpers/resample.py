@@ -32,8 +32,9 @@ from scipy import ndimage, special
 
 from .axes import CANONICAL_ORIENTATION, canonical_grid, orientation, stored_values
 from .errors import DataError, KitError
-from .files import write_image_atomic, write_text_atomic
+from .files import remove_stale_temps, still_intact, write_image_atomic, write_text_atomic
 from .labels import unknown_labels, values_present
+from .lock import folder_lock
 from .profiles import MIN_INPLANE_MM  # a profile may set a coarser floor (the smoke profile's `inplane_mm`)
 from .seed import CT_WINDOW, SEED_FIXED_SIZE
 from .spider import (
@@ -213,15 +214,14 @@ def resample_series(series: Series, out: Path, settings: ResampleSettings, spaci
         raise DataError(series.image, "resampling gave a non-finite or constant image; skipped")
     # images uncompressed: gzip shrinks float intensities by only ~11 % and took ~0.17 s per series; labels by ~100x
     image_path, label_path = out / "images" / f"{series.stem}.nii", out / "labels" / f"{series.stem}.nii.gz"
-    write_image_atomic(out_img, image_path)
-    write_image_atomic(out_lab, label_path)
+    files = {"image": write_image_atomic(out_img, image_path), "label": write_image_atomic(out_lab, label_path)}
     image_path.with_suffix(".nii.gz").unlink(missing_ok=True)  # the compressed image of kit versions before 5
     record = {"series": series.stem, "patient": series.patient, "sequence": series.sequence, "subset": subset,
               "image": str(image_path.relative_to(out)), "label": str(label_path.relative_to(out)),
               "original": geometry(image), "resampled": geometry(out_img), "normalisation": norm,
               "labels_present": values_present(sitk.GetArrayViewFromImage(out_lab)),
               "settings": settings.key(), "source": _source_signature(series),
-              "source_image": str(series.image), "source_mask": str(series.mask)}
+              "source_image": str(series.image), "source_mask": str(series.mask), "files": files}
     write_text_atomic(out / "records" / f"{series.stem}.json", json.dumps(record, indent=1))
     return record
 
@@ -234,8 +234,10 @@ def _up_to_date(series: Series, out: Path, settings: ResampleSettings) -> dict |
         record = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
+    files = record.get("files") or {}  # size and checksum of each file, kept when it was written and verified
     fresh = (record.get("settings") == settings.key() and record.get("source") == _source_signature(series)
-             and (out / record["image"]).is_file() and (out / record["label"]).is_file())
+             and still_intact(out / record["image"], files.get("image"))
+             and still_intact(out / record["label"], files.get("label")))
     return record if fresh else None
 
 
@@ -255,26 +257,37 @@ class ResampleResult:
     done: list[str] = field(default_factory=list)
     skipped_up_to_date: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def __str__(self) -> str:
         sp = "fixed size" if self.spacing is None else "spacing " + " x ".join(f"{v:g}" for v in self.spacing) + " mm"
         lines = [f"{len(self.done)} resampled, {len(self.skipped_up_to_date)} already up to date, "
                  f"{len(self.failed)} skipped with a problem ({sp}; {self.seconds:.1f} s) -> {self.out}"]
-        lines += [f"  SKIPPED {reason}" for reason in self.failed]
+        lines += [f"  SKIPPED {reason}" for reason in self.failed] + [f"  NOTE {note}" for note in self.notes]
         return "\n".join(lines)
 
 
 def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSettings = ResampleSettings(),
                      workers: int = 1, progress: bool = True) -> ResampleResult:
-    """Resample every series of a SPIDER folder into `out`; reruns redo only what changed."""
-    from tqdm.auto import tqdm
-
-    start = time.perf_counter()
+    """Resample every series of a SPIDER folder into `out`, holding its lock (helpers/lock.py); reruns redo only
+    what changed or no longer matches the size and checksum its record kept."""
     data_dir, out = Path(data_dir).resolve(), Path(out).resolve()
     if out == data_dir or data_dir in out.parents:
         raise KitError(f"output folder {out} lies inside the raw data folder {data_dir}; "
                        "choose a folder outside it (raw data is never written to)")
+    with folder_lock(out, "resampling"):
+        removed = remove_stale_temps(out)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) left by an interrupted run in {out}")
+        return _resample_into(data_dir, out, settings, workers, progress)
+
+
+def _resample_into(data_dir: Path, out: Path, settings: ResampleSettings, workers: int,
+                   progress: bool) -> ResampleResult:
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
     scan = scan_dataset(data_dir)
     usable = scan.complete
     spacing = None
@@ -282,7 +295,7 @@ def resample_dataset(data_dir: str | Path, out: str | Path, settings: ResampleSe
         spacing = settings.spacing or choose_spacing([header_spacing(s.image) for s in usable],
                                                      settings.min_inplane_mm)
         settings = ResampleSettings(**{**asdict(settings), "spacing": tuple(spacing)})
-    result = ResampleResult(out, spacing, failed=[str(p) for p in scan.problems])
+    result = ResampleResult(out, spacing, failed=[str(p) for p in scan.problems], notes=[str(n) for n in scan.notes])
     records, todo = {}, []
     for s in usable:
         record = _up_to_date(s, out, settings)

@@ -61,6 +61,7 @@ class Scan:
     series: list[Series]
     problems: list[Problem] = field(default_factory=list)
     overview: dict[str, dict] = field(default_factory=dict)
+    notes: list[Problem] = field(default_factory=list)  # about the folder, not a series: said once
 
     @property
     def complete(self) -> list[Series]:
@@ -134,10 +135,17 @@ def scan_dataset(root: str | Path) -> Scan:
             problems.append(Problem(mask, f"has no image (expected images/{stem}.mha)"))
             continue
         series.append(Series(stem, patient, sequence, image, mask))
-    overview = {}
+    overview, notes = {}, []
     if (root / "overview.csv").is_file():
         overview = read_overview(root / "overview.csv")
-    return Scan(root, series, problems, overview)
+        orphans = sorted(set(overview) - images.keys())
+        if orphans:
+            notes.append(Problem(root / "overview.csv", f"lists {len(orphans)} series with no image in images/ ("
+                                 + ", ".join(orphans[:3]) + (", ..." if len(orphans) > 3 else "") + "); ignored"))
+    else:
+        notes.append(Problem(root / "overview.csv", "not found: each series' SPIDER subset is unknown (the kit splits "
+                                                    "by patient anyway)"))
+    return Scan(root, series, problems, overview, notes)
 
 
 def read_image(path: str | Path) -> sitk.Image:

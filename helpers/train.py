@@ -31,8 +31,9 @@ from .checkpoints import kept_checkpoints, load_weights, resume_state, save_chec
 from .datalist import load_datalist
 from .distributed import Processes
 from .errors import KitError
-from .files import write_text_atomic
+from .files import remove_stale_temps, write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
+from .lock import folder_lock
 from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
 from .plan import StepClock, make_plan, require_fit
 from .postprocess import cleanup
@@ -228,9 +229,20 @@ def train(config: TrainConfig, callback: Callable[[list[dict]], None] | None = N
     `_loop`: `_step` per batch, `_validate_and_save` every `val_every`. `callback` gets every metrics entry
     after each validation (notebook 05's live plot)."""
     procs = Processes.start()
+    if not procs.main:  # the lock is the main process's; the others follow it
+        return _train(config, procs, callback, progress)
+    with folder_lock(config.run_dir, "training", procs.log):
+        removed = remove_stale_temps(config.run_dir)
+        if removed:
+            procs.log(f"removed {len(removed)} temporary file(s) left by an interrupted run in {config.run_dir}")
+        return _train(config, procs, callback, progress)
+
+
+def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> dict:
     config, data = _prepare(config, procs)
     run = _build(config, procs)
     _resume(run, procs)
+    _record_config(run, procs)
     if run.iteration >= config.max_iterations:
         best = f"best mean Dice {run.best:.4f}" if run.best >= 0 else "no validation: the last checkpoint is the model"
         procs.log(f"{run.dir} already finished ({run.iteration} iterations); {best}")
@@ -250,30 +262,54 @@ def train(config: TrainConfig, callback: Callable[[list[dict]], None] | None = N
 
 
 def _prepare(config: TrainConfig, procs: Processes) -> tuple[TrainConfig, dict]:
-    """The full config, checked against what the run folder already holds and saved there as config.json."""
+    """The full config, checked against what the run folder already holds (`_check_resumable`)."""
     config, data = _with_data(config)
-    run_dir = Path(config.run_dir)
-    _check_resumable(run_dir, config)
-    if procs.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=1))
+    _check_resumable(Path(config.run_dir), config)
     return config, data
 
 
 # what makes a run the run it is: resuming with any of these changed would silently mix two recipes
-RUN_DEFINING = ("model", "patch_size", "model_options", "datalist", "preprocessing", "lr", "batch_size",
-                "samples_per_volume", "class_ratios", "loss", "warmup", "weight_decay", "augment")
+RUN_DEFINING = ("profile", "model", "patch_size", "model_options", "datalist", "preprocessing", "lr", "batch_size",
+                "samples_per_volume", "class_ratios", "loss", "warmup", "weight_decay", "augment", "seed",
+                "val_every", "amp")
+# what only extends a run: allowed on a rerun and recorded in config.json's `history`
+RUN_EXTENDING = ("max_iterations",)
 
 
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to continue a run with a setting that changes what it computes, naming the setting (for another
+    profile: the profile, then what differs)."""
     path = run_dir / "config.json"
     if not path.is_file():
         return
-    old = json.loads(path.read_text())
-    for key in RUN_DEFINING:
-        if old.get(key) != asdict(config)[key]:
-            raise KitError(f"{run_dir} holds a run with another {key} ({old.get(key)!r}); "
-                           "choose a new run folder, or delete this one to start over")
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise KitError(f"{path} cannot be read ({e}); choose a new run folder, or delete this one to start "
+                       "over") from None
+    new = asdict(config)
+    differs = [key for key in RUN_DEFINING if key in old and old[key] != new[key]]
+    if not differs:
+        return
+    what = "; ".join(f"{key} {old[key]!r} there, {new[key]!r} now" for key in differs if key != "profile")
+    head = (f"{run_dir} holds a run of the {old['profile']} profile, not {config.profile}" if "profile" in differs
+            else f"{run_dir} holds a run with another {differs[0]}")
+    raise KitError(f"{head} ({what}); a run continues only with the settings it started with (max_iterations may "
+                   "grow). Choose a new run folder, or delete this one to start over")
+
+
+def _record_config(run: _Run, procs: Processes) -> None:
+    """Write config.json once the starting iteration is known; its `history` says which iterations ran towards
+    which max_iterations, so a run extended later never claims what did not happen."""
+    path = run.dir / "config.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    if not procs.main or (old and run.iteration >= run.config.max_iterations):
+        return  # nothing will run: the record stays as it was
+    history = old.get("history") or ([{"from_iteration": 0, "max_iterations": old["max_iterations"]}] if old else [])
+    if not history or history[-1]["max_iterations"] != run.config.max_iterations:
+        history.append({"from_iteration": run.iteration, "max_iterations": run.config.max_iterations,
+                        "at": time.strftime("%Y-%m-%d %H:%M:%S")})
+    write_text_atomic(path, json.dumps({**asdict(run.config), "history": history}, indent=1))
 
 
 def _build(config: TrainConfig, procs: Processes) -> _Run:

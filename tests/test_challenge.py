@@ -281,3 +281,96 @@ def test_two_vertebrae_bridged_past_a_disc_are_numbered_apart(small_dataset, sou
     assert np.bincount(numbered[ref == 2]).argmax() != np.bincount(numbered[ref == 3]).argmax()
     scores = scan_metrics(score_instances(ref, numbered, mask.GetSpacing(), ()))
     assert scores["DiceScoreVertebrae"] > 0.95 and scores["DetectionRateVertebrae"] == 1.0
+
+
+def _canonical_structures(mask: sitk.Image):
+    from helpers.axes import to_canonical
+    from helpers.spider import structure_mask
+
+    canon = to_canonical(mask)
+    return canon, sitk.GetArrayFromImage(canon), sitk.GetArrayFromImage(to_canonical(structure_mask(mask)))
+
+
+def _numbered_like(canon: sitk.Image, structures: np.ndarray, mask: sitk.Image) -> np.ndarray:
+    """A canonical structure map put back in the mask's own orientation, numbered there; canonical again."""
+    from helpers.axes import orientation, reorient, to_canonical
+    from helpers.numbering import to_spider_values
+
+    out = sitk.GetImageFromArray(structures)
+    out.CopyInformation(canon)
+    return sitk.GetArrayFromImage(to_canonical(to_spider_values(reorient(out, orientation(mask)))))
+
+
+def _mask_paths(small_dataset, source):
+    if source == "synthetic":
+        return masks(small_dataset)
+    from .conftest import REAL_SAMPLES
+
+    paths = sorted((REAL_SAMPLES / "masks").glob("*.mha"))
+    if not paths:
+        pytest.skip("../shared/real-samples not present")
+    return paths
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_a_vertebra_cracked_in_two_keeps_one_number_and_the_ones_above_keep_theirs(small_dataset, source):
+    """A prediction whose vertebra 3 has a crack through it (two rows of background across its middle) gives two
+    big pieces with no disc between them: they are one level, and every vertebra above keeps its number."""
+    from helpers.labels import VERTEBRA
+
+    for path in _mask_paths(small_dataset, source)[:2]:
+        mask = sitk.ReadImage(str(path))
+        canon, spider, structures = _canonical_structures(mask)
+        rows = np.nonzero(spider == 3)[1]  # canonical axis 1 runs superior -> inferior
+        middle = int(round(rows.mean()))
+        crack = (spider == 3) & np.isin(np.arange(spider.shape[1]), [middle, middle + 1])[None, :, None]
+        structures[crack] = 0
+        pieces, _ = ndimage.label(structures == VERTEBRA)
+        assert len(set(np.unique(pieces[spider == 3])) - {0}) >= 2, path.name  # the crack is real
+        numbered = _numbered_like(canon, structures, mask)
+        for level in range(1, int(spider[spider < 100].max()) + 1):
+            assert np.bincount(numbered[spider == level]).argmax() == level, (path.name, level)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_a_missed_disc_does_not_join_the_vertebrae_around_it(small_dataset, source):
+    for path in _mask_paths(small_dataset, source)[:2]:
+        mask = sitk.ReadImage(str(path))
+        canon, spider, structures = _canonical_structures(mask)
+        structures[spider == 203] = 0  # the network missed disc 203 entirely
+        numbered = _numbered_like(canon, structures, mask)
+        for level in range(1, int(spider[spider < 100].max()) + 1):
+            assert np.bincount(numbered[spider == level]).argmax() == level, (path.name, level)
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_a_chain_drawn_behind_several_vertebrae_is_shared_out_not_counted(small_dataset, source):
+    """A prediction with one big piece of vertebra running behind the second to the second-highest level (posterior
+    elements drawn as a chain): no level is added, every vertebra keeps its number, and the chain's voxels go to
+    the levels beside them."""
+    from helpers.labels import VERTEBRA
+
+    tried = 0
+    for path in _mask_paths(small_dataset, source):
+        mask = sitk.ReadImage(str(path))
+        canon, spider, structures = _canonical_structures(mask)
+        present = sorted(int(v) for v in np.unique(spider) if 1 <= v <= 25)
+        if len(present) < 5 or tried == 2:
+            continue  # a chain behind three levels or more needs five
+        tried += 1
+        rows = [np.nonzero(spider == k)[1].mean() for k in (present[1], present[-2])]
+        top, bottom = int(min(rows)), int(max(rows)) + 1
+        sizes = [(spider == k).sum() for k in range(1, 8)]
+        behind = int(np.nonzero(structures == VERTEBRA)[2].max()) + 2  # canonical axis 2: anterior -> posterior
+        side = int(np.ceil(np.sqrt(0.5 * max(sizes) / (bottom - top))))
+        lr = int(np.nonzero(spider == 100)[0].mean())
+        if behind + side > spider.shape[2]:
+            pytest.skip(f"{path.name}: no room behind the spine")
+        structures[lr - side // 2:lr - side // 2 + side, top:bottom, behind:behind + side] = VERTEBRA
+        numbered = _numbered_like(canon, structures, mask)
+        for level in range(1, int(spider[spider < 100].max()) + 1):
+            assert np.bincount(numbered[spider == level]).argmax() == level, (path.name, level)
+        chain = np.zeros(spider.shape, bool)
+        chain[lr - side // 2:lr - side // 2 + side, top:bottom, behind:behind + side] = True
+        assert len(np.unique(numbered[chain])) >= 3, path.name  # shared out between the levels it runs behind
+    assert tried, "no mask with five vertebrae"

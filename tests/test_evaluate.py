@@ -127,8 +127,22 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
                             capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line
     assert json.loads((tmp_path / "score.json").read_text())["summary"] == challenge["summary"]
-    assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
-    assert (tmp_path / "report" / "figures" / "curves.png").is_file()
+    assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 4
+    for figure in ("curves", "boxplots", "instances"):  # drawn by helpers, so a report from the CLI has them too
+        assert (tmp_path / "report" / "figures" / f"{figure}.png").is_file() and f"(figures/{figure}.png)" in text
+    instances = pd.read_csv(run / "eval" / "test" / "instances.csv", keep_default_na=False, na_values=[""])
+    for row in table.itertuples():  # one row per reference instance, as the challenge matched it
+        present = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(small_dataset / "masks" / f"{row.series}.mha"))))
+        assert sorted(instances[instances.series == row.series].label) == sorted(int(v) for v in present if v)
+    scored_instances = {(s["scan"]): s for s in challenge["scans"]}
+    for series, rows in instances.groupby("series"):  # its statuses agree with the challenge's detection rates
+        vertebrae = rows[rows.structure == "vertebra"]
+        detected = (vertebrae.status != "missed").mean()
+        assert detected == pytest.approx(scored_instances[series]["DetectionRateVertebrae"])
+    assert set(instances.status) <= {"found", "renumbered", "merged", "missed"}
+    assert "## Level by level: what was missed or merged" in text and "| SPIDER | level |" in text
+    summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
+    assert sum(summary["instances"]["vertebra"].values()) == (instances.structure == "vertebra").sum()
 
 
 def test_predict_any_orientation_keeps_geometry(trained, small_dataset, tmp_path):
@@ -249,3 +263,24 @@ def test_predictor_cleans_up_what_validation_chose(trained):
     predictor = Predictor(run)
     best = torch.load(run / "checkpoint_best.pt", weights_only=False)["iteration"]
     assert predictor.cleanup == chosen_cleanup(next(e for e in entries if e["iteration"] == best))
+
+
+def test_evaluate_and_predict_on_a_full_disk_say_so_and_keep_nothing_partial(trained, small_dataset, tmp_path):
+    """A real small disk mounted over the run's eval/ folder, and as predict's output folder."""
+    from .test_faults import ROOT, kit, mounted, one_line
+
+    if ROOT.args[0]:
+        pytest.skip(ROOT.kwargs["reason"])
+    run = trained / "run"
+    (run / "eval").mkdir(exist_ok=True)
+    with mounted(run / "eval", 12) as disk:
+        line = one_line(kit("evaluate", "--run", str(run), "--part", "test"))
+        assert "not enough disk space to write" in line and str(disk) in line, line
+        for path in disk.rglob("*.mha"):  # what was written is whole
+            assert sitk.GetArrayFromImage(sitk.ReadImage(str(path))).size, path
+        assert not list(disk.rglob(".tmp-*")) and not (disk / "test" / "summary.json").exists()
+    image = next((small_dataset / "images").glob("*.mha"))
+    with mounted(tmp_path / "out", 16) as disk:
+        line = one_line(kit("predict", str(image), "--run", str(run), "--out", str(disk / "mask.nii.gz")))
+        assert line.startswith(f"error: {disk}: not enough disk space to write mask.nii.gz"), line
+        assert not list(disk.iterdir())

@@ -52,6 +52,28 @@ def _pir(path: Path) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(path)), "PIR"))
 
 
+def missed_or_merged_by_hand(data: Path, predictions: Path) -> int:
+    """Reference vertebrae and discs whose best-overlapping predicted label has Dice below 0.1 (missed) or is also
+    the best match of another reference instance but the canal (merged), counted from the masks themselves."""
+    count = 0
+    for path in sorted(predictions.glob("*.mha")):
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "masks" / path.name)))
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+        best = {}
+        for label in np.unique(ref):
+            if label in (0, 100):
+                continue
+            inside = pred[ref == label]
+            values, counts = np.unique(inside[inside > 0], return_counts=True)
+            match = int(values[counts.argmax()]) if len(values) else 0
+            dice = 2 * counts.max() / ((ref == label).sum() + (pred == match).sum()) if match else 0.0
+            best[int(label)] = (match, dice)
+        matches = [m for m, _ in best.values() if m]
+        count += sum(1 for label, (m, d) in best.items()
+                     if (label <= 25 or label >= 201) and (d < 0.1 or matches.count(m) > 1))
+    return count
+
+
 def student_answers(data: Path, root: Path, shown: str) -> dict:
     """Each exercise answered from files, as a student could, without the checker's code."""
     overview = pd.read_csv(data / "overview.csv")
@@ -107,6 +129,7 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
         "06.1": max(STRUCTURES, key=lambda n: scores[f"hd95_{n}"].mean()),
         "06.2": scores.series[scores[[f"dice_{n}" for n in STRUCTURES]].mean(axis=1).idxmin()],
         "06.3": max(STRUCTURES, key=lambda n: scores[f"dice_{n}"].mean()),
+        "06.4": missed_or_merged_by_hand(data, train / "eval" / "test" / "predictions"),
         "07.1": len(__import__("highdicom").seg.segread(str(root / "your_scan" / "prediction.dcm")).segment_numbers),
         "07.2": "models/model.pt",
         "07.3": list(reversed(json.loads((train / "config.json").read_text())["patch_size"])),  # MONAI's axis order

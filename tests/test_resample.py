@@ -208,7 +208,7 @@ def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monke
         calls["n"] += 1
         if calls["n"] == 4:  # second series, its label file
             raise OSError("disk full")
-        real_write(image, path)
+        return real_write(image, path)
 
     monkeypatch.setattr(rs, "write_image_atomic", failing_write)
     with pytest.raises(OSError):

@@ -129,7 +129,7 @@ def test_checkpoints_load_without_running_code(tmp_path):
 
 
 def test_bad_datalists_say_what_is_wrong(datalist, tmp_path):
-    with pytest.raises(DataError, match="datalist not found"):
+    with pytest.raises(DataError, match="not found; notebook 04"):
         load_datalist(tmp_path / "none.json")
     good = json.loads(datalist.read_text())
     cases = {
