@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ from .places import place_error, writable_folder
 
 LOCK_NAME = ".lock"
 UNREADABLE_GRACE_S = 10.0  # a lock file still being written by its holder reads empty for a moment
+HEARTBEAT_S = 30.0
+STALE_AFTER_S = 300.0  # a lock not refreshed for this long is abandoned, whatever machine took it
 
 
 def _start_time(pid: int) -> str | None:
@@ -30,8 +33,11 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def _alive(holder: dict) -> bool:
-    """Whether the process a lock names still runs (unknowable on another host: then assumed alive)."""
+def _alive(holder: dict, path: Path) -> bool:
+    """Whether the process a lock names still runs: on this machine, asked of the system; on another, judged by
+    the lock's heartbeat (its file time)."""
+    if time.time() - _mtime(path) > STALE_AFTER_S:
+        return False
     if holder.get("host") != socket.gethostname():
         return True
     pid = int(holder.get("pid", -1))
@@ -80,11 +86,12 @@ def folder_lock(folder: str | Path, what: str, log=print):
                     continue
             elif holder.get("pid") == me["pid"] and holder.get("host") == me["host"]:
                 pass  # this process's own lock, left by an interrupted call: take it back
-            elif _alive(holder):
+            elif _alive(holder, path):
                 raise KitError(f"{folder} is in use: {_describe(holder)}. Wait for it to finish (or stop it), or "
                                f"choose another folder; if that process no longer runs, delete {path}") from None
             else:
-                log(f"taking over {path}: {_describe(holder)}, which no longer runs")
+                log(f"taking over {path}: {_describe(holder)}, which no longer runs (or has not refreshed its lock "
+                    f"for {STALE_AFTER_S / 60:.0f} minutes)")
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             continue
@@ -93,12 +100,23 @@ def folder_lock(folder: str | Path, what: str, log=print):
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(me))
         break
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, stop), daemon=True)
+    beat.start()
     try:
         yield path
     finally:
+        stop.set()
+        beat.join()
         if (holder_of(folder) or {}).get("pid") == me["pid"]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 def _mtime(path: Path) -> float:

@@ -19,7 +19,7 @@ from helpers.checkpoints import save_checkpoint
 from helpers.datalist import write_datalist
 from helpers.errors import KitError
 from helpers.files import digest, still_intact, write_image_atomic, write_text_atomic
-from helpers.lock import LOCK_NAME, folder_lock, holder_of
+from helpers.lock import LOCK_NAME, STALE_AFTER_S, folder_lock, holder_of
 from helpers.resample import ResampleSettings, resample_dataset
 from helpers.train import TrainConfig, train
 
@@ -165,6 +165,34 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     with pytest.raises(KitError, match="in use: training by process 1 on another-machine"):
         with folder_lock(tmp_path, "training"):
             pass
+    long_ago = time.time() - STALE_AFTER_S - 60  # that runtime was recycled: its lock stopped being refreshed
+    os.utime(tmp_path / LOCK_NAME, (long_ago, long_ago))
+    said.clear()
+    with folder_lock(tmp_path, "training", log=said.append):
+        pass
+    assert "on another-machine" in said[0] and holder_of(tmp_path) is None
+
+
+def test_a_held_lock_is_refreshed(tmp_path, monkeypatch):
+    import helpers.lock as lock
+
+    monkeypatch.setattr(lock, "HEARTBEAT_S", 0.05)
+    with folder_lock(tmp_path, "training"):
+        long_ago = time.time() - 1000
+        os.utime(tmp_path / LOCK_NAME, (long_ago, long_ago))
+        time.sleep(0.3)
+        assert time.time() - (tmp_path / LOCK_NAME).stat().st_mtime < 5
+
+
+def test_temporary_files_of_a_killed_resample_are_removed_by_the_next(small_dataset, tmp_path):
+    out = tmp_path / "prep"
+    resample_dataset(small_dataset, out, ResampleSettings(min_inplane_mm=2.0), progress=False)
+    stale = [out / "images" / ".tmp-abc-2_t1.nii", out / "records" / ".tmp-def-2_t1.json"]
+    for path in stale:
+        path.write_bytes(b"half")
+    rerun = kit("resample", str(small_dataset), "--out", str(out), "--profile", "smoke")
+    assert rerun.returncode == 0 and "removed 2 temporary file(s) left by an interrupted run" in rerun.stdout
+    assert not any(path.exists() for path in stale)
 
 
 def test_two_resamples_into_one_folder_the_second_is_refused(small_dataset, tmp_path):
