@@ -87,6 +87,8 @@ def show_views(views: list[SeriesView], indices: list[int | None] | None = None,
         view.draw(axes[0, j], index, overlay=False)
         if overlay:
             view.draw(axes[1, j], index, overlay=True)
+            axes[0, j].set_xlabel("")  # the row below says it: a label here would run into that row's title
+            axes[1, j].set_title("the same slice, labels over it", fontsize=9)
     if overlay:
         fig.legend(handles=legend_handles(), loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.04 if overlay else 0, 1, 1))

@@ -16,6 +16,17 @@ from .errors import KitError
 from .paths import NOTEBOOK_DIR, run_layout, synthetic_data_dir
 
 
+def _local_kernels():
+    """A kernel manager whose kernels talk over local sockets (IPC) rather than TCP: the kernel on this machine
+    needs no network port, and ipykernel then has no reason to warn about unencrypted TCP at every notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        transport = "ipc" if os.name == "posix" else "tcp"
+
+    return LocalKernelManager
+
+
 def course_notebooks(only: list[str] | None = None) -> list[Path]:
     """The numbered notebooks in order, or those whose number is in `only` (e.g. ['00', '02'])."""
     books = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -60,7 +71,7 @@ def run_notebooks(profile: str = "smoke", only: list[str] | None = None, data_di
         start = time.perf_counter()
         try:
             pm.execute_notebook(str(book), str(target), parameters=notebook_parameters(book, params),
-                                kernel_name="python3",
+                                kernel_name="python3", kernel_manager_class=_local_kernels(),
                                 cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=cell_timeout)
         except pm.PapermillExecutionError as e:
             raise KitError(f"{book.name} failed in cell {e.cell_index} ({e.ename}: {e.evalue}); "
