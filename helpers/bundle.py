@@ -28,7 +28,7 @@ from .errors import KitError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .models import SLIDING_WINDOW, network_def
-from .paths import ROOT
+from .paths import ROOT, RunFiles
 
 DATA_LICENCE = ("The SPIDER dataset (van der Graaf et al., Scientific Data 11:264, 2024; Zenodo "
                 "doi 10.5281/zenodo.10159290) is licensed CC BY 4.0: https://creativecommons.org/licenses/by/4.0/. "
@@ -90,7 +90,7 @@ def metadata(config: dict, run_dir: Path, checkpoint: str, iteration: int | None
 
     patch = list(reorder(config["patch_size"], CANONICAL_AXES, MONAI_AXES))
     channels = {str(i): name for i, name in enumerate(STRUCTURES)}
-    summary = run_dir / "eval" / "test" / "summary.json"
+    summary = RunFiles(run_dir).evaluation("test").summary
     metrics = {}
     if summary.is_file():
         figures = json.loads(summary.read_text()).get("metrics", {})

@@ -18,8 +18,9 @@ import torch
 
 from .errors import DataError
 from .files import IncompleteWrite, atomic_path
+from .paths import checkpoint_name
 
-LAST, PREV = "checkpoint_last.pt", "checkpoint_prev.pt"
+LAST, PREV = checkpoint_name("last"), checkpoint_name("prev")
 TRAINING_KEYS = ("model", "optimizer", "scheduler", "scaler", "iteration", "best_metric", "best_iteration", "rng")
 
 

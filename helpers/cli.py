@@ -88,19 +88,19 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from .evaluate import evaluate, summarise
+    from .evaluate import evaluate
     from .seed import instance_classes
 
     args.run = args.run or _course().layout.train
-    table = evaluate(args.run, args.datalist, args.part)
-    summary = summarise(table, part=args.part)
+    result = evaluate(args.run, args.datalist, args.part)
+    summary = result.summary
     for key, stat in summary["metrics"].items():
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
     print(f"seed-style score ({len(instance_classes())} classes, background in): {summary['seed_style']['mean']}")
-    for reason in table.attrs.get("skipped", []):
+    for reason in result.skipped:
         print(f"  SKIPPED {reason}")
-    print(f"per-case table: {args.run}/eval/{args.part}/metrics.csv")
+    print(f"per-case table: {result.files.metrics}; per instance: {result.files.instances}")
 
 
 def _score(args) -> None:
@@ -160,22 +160,6 @@ def _download(args) -> None:
     manifest = read_manifest_file(args.manifest) if args.manifest else None
     download(args.to, args.base_url or ZENODO_FILES_URL, manifest)
     print(f"SPIDER is ready in {args.to}; next: notebook 00 with data_dir = {str(args.to)!r}")
-
-
-def _bench(args) -> None:
-    from .bench import run_bench
-
-    run_bench(args.out, quick=args.quick, only=args.only.split(",") if args.only else None, run=args.run)
-    print((args.out / "benchmarks.md").read_text())
-
-
-def _links(args) -> None:
-    from .links import sync_links
-
-    changed = sync_links(check=args.check)
-    if args.check and changed:
-        raise KitError(f"out of date with pyproject.toml: {', '.join(changed)}; run `python -m helpers links`")
-    print("links up to date" if not changed else f"updated {', '.join(changed)}")
 
 
 def _solutions(args) -> None:
@@ -293,7 +277,7 @@ def _model_commands(sub) -> None:
 
 
 def _other_commands(sub) -> None:
-    """report, export, download, bench, links, solutions."""
+    """report, export, download, solutions (the benchmarks and the links writer are developer tools: tools/)."""
     p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
     p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--out", type=Path, help="default: <run>/../report (the committed report/: `make report`)")
@@ -310,19 +294,6 @@ def _other_commands(sub) -> None:
     p.add_argument("--base-url", help="fetch NAME from BASE_URL/NAME (default: Zenodo record 10159290)")
     p.add_argument("--manifest", type=Path, help='JSON {"files": [{"name", "sha256", "size"}]}')
     p.set_defaults(func=_download)
-
-    p = sub.add_parser("bench", help="measure speed and quality beside the seed's recipe (figures, not tests)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
-    p.add_argument("--run", type=Path, action="append",
-                   help="with scoring: also score this training run's own predictions (repeat for several runs)")
-    p.add_argument("--out", type=Path, default=Path("report"), help="where benchmarks.json and .md go")
-    p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality "
-                                  "(the others keep their figures already in OUT/benchmarks.json)")
-    p.set_defaults(func=_bench)
-
-    p = sub.add_parser("links", help="write the repository address from pyproject.toml into README and notebooks")
-    p.add_argument("--check", action="store_true", help="only check, change nothing")
-    p.set_defaults(func=_links)
 
     p = sub.add_parser("solutions", help="for instructors: every exercise, its answer on this data, worked solution")
     p.add_argument("--notebook", help="only this notebook's exercises, e.g. 02")

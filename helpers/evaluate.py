@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .files import write_image_atomic, write_text_atomic
 from .labels import BACKGROUND, FOREGROUND, STRUCTURES, structure_lut
 from .models import autocast, build_model, sliding_window_logits
 from .numbering import renumbered, to_spider_values
+from .paths import EvalFiles, RunFiles
 from .postprocess import chosen_cleanup, cleanup
 from .resample import ResampleSettings, geometry, preprocess, to_original_grid
 from .seed import seed_style_score
@@ -48,13 +50,13 @@ class Predictor:
         from .places import read_json_object
 
         self.run_dir = Path(run_dir)
-        config_path = self.run_dir / "config.json"
-        if not config_path.is_file():
-            raise DataError(config_path, "not found; is this a training run folder (python -m helpers train)?")
-        self.config = read_json_object(config_path, "a run's config", "training (notebook 05)")
-        path = self.run_dir / f"checkpoint_{checkpoint}.pt"
+        files = RunFiles(self.run_dir)
+        if not files.config.is_file():
+            raise DataError(files.config, "not found; is this a training run folder (python -m helpers train)?")
+        self.config = read_json_object(files.config, "a run's config", "training (notebook 05)")
+        path = files.checkpoint(checkpoint)
         if not path.is_file():
-            path = self.run_dir / "checkpoint_last.pt"
+            path = files.checkpoint("last")
         if not path.is_file():
             raise DataError(self.run_dir, "holds no checkpoint yet; train first")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -64,7 +66,7 @@ class Predictor:
         self.classes = class_structures(self.config)
         self.model = build_model(self.config["model"], self.patch, self.config["model_options"],
                                  out_channels=len(self.classes)).to(self.device)
-        last = self.run_dir / "checkpoint_last.pt"
+        last = files.checkpoint("last")
         todo = "Copy an intact copy back" + (f", or move it out of {self.run_dir} to use {last.name} instead"
                                             if path != last and last.is_file() else "")
         network = f"this run's {self.config['model']} with {len(self.classes)} classes (its config.json)"
@@ -193,20 +195,51 @@ def score_series(reference: sitk.Image, predicted: sitk.Image, extra: tuple[Work
     return row, spider, instances, extras
 
 
-def evaluate_series(reference: sitk.Image, predicted: sitk.Image, out: Path, stem: str
+def evaluate_series(reference: sitk.Image, predicted: sitk.Image, out: EvalFiles, stem: str
                     ) -> tuple[dict, list[Instance], list[Instance]]:
-    """What `evaluate` does with one prediction: score it (`score_series`), write structures/<stem>.mha and
-    predictions/<stem>.mha under `out`, and score the reference against its own renumbered structures (what
-    numbering alone costs; in the same pool). Returns the metrics row and both sets of challenge instances."""
+    """What `evaluate` does with one prediction: score it (`score_series`), write its structure map and its SPIDER
+    values (`out.structures`, `out.predictions`), and score the reference against its own renumbered structures
+    (what numbering alone costs; in the same pool). Returns the metrics row and both sets of challenge instances."""
     check = Work([lambda: score_images(reference, renumbered(reference), variants=())], lambda r: r[0])
     row, spider, instances, (numbering,) = score_series(reference, predicted, extra=(check,))
-    write_image_atomic(predicted, out / "structures" / f"{stem}.mha")
-    write_image_atomic(spider, out / "predictions" / f"{stem}.mha")
+    write_image_atomic(predicted, out.structures / f"{stem}.mha")
+    write_image_atomic(spider, out.predictions / f"{stem}.mha")
     return row, instances, numbering  # the numbering check: Dice and detection
 
 
+@dataclass
+class Evaluation:
+    """One evaluated part of a run: the per-series table, its summary, the challenge's figures, every reference
+    instance's fate (helpers/levels.py), the series skipped and where each file lies."""
+
+    part: str
+    table: pd.DataFrame
+    summary: dict
+    challenge: dict
+    instances: pd.DataFrame
+    files: EvalFiles
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.summary.get("skipped", [])
+
+
+def read_evaluation(run_dir: str | Path, part: str = "test") -> Evaluation:
+    """An evaluation as `evaluate` left it on disk (the report reads it so)."""
+    from .places import existing_file, read_json_object
+
+    files = RunFiles(Path(run_dir)).evaluation(part)
+    summary = read_json_object(files.summary, "an evaluation summary", "evaluate (notebook 06)")
+    table = pd.read_csv(existing_file(files.metrics, "a metrics table", "evaluate (notebook 06)"))
+    challenge = read_json_object(files.challenge, "the challenge's figures", "evaluate (notebook 06)") \
+        if files.challenge.is_file() else {}
+    instances = pd.read_csv(files.instances, keep_default_na=False, na_values=[""]) \
+        if files.instances.is_file() else pd.DataFrame()
+    return Evaluation(part, table, summary, challenge, instances, files)
+
+
 def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
-             progress: bool = True) -> pd.DataFrame:
+             progress: bool = True) -> Evaluation:
     """`evaluate_part`, holding the run folder's lock (helpers/lock.py): no training or other evaluation meanwhile."""
     from .lock import folder_lock
 
@@ -215,11 +248,10 @@ def evaluate(run_dir: str | Path, datalist: str | Path | None = None, part: str 
 
 
 def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part: str = "test",
-                  progress: bool = True) -> pd.DataFrame:
-    """Predict every series of `part`; write predictions, per-case metrics and the challenge's figures under
-    RUN_DIR/eval/<part>: predictions/<series>.mha (SPIDER values, what `score` reads), structures/<series>.mha
-    (0-3), metrics.csv, challenge.json (as `python -m helpers score --json` writes it), instances.csv (every
-    reference vertebra, disc and canal: level, match, status, Dice, ASD; `helpers.levels`) and summary.json."""
+                  progress: bool = True) -> Evaluation:
+    """Predict every series of `part` and write, under RUN_DIR/eval/<part> (`helpers.paths.EvalFiles`): each
+    prediction with SPIDER's values and as structures, the per-series metrics, the challenge's figures, every
+    reference instance's fate (`helpers.levels`) and the summary; return them together."""
     from tqdm.auto import tqdm
 
     from .challenge import document
@@ -235,7 +267,7 @@ def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part:
         raise KitError(f"{datalist} has no series in '{part}'; choose validation or test")
     prep_dir = (datalist.parent / raw["data"]["prep_dir"]).resolve()
     records = {r["series"]: r for r in read_manifest(prep_dir)["series"]}
-    out = Path(run_dir) / "eval" / part
+    out = RunFiles(Path(run_dir)).evaluation(part)
     rows, skipped, scans, numbering = [], [], {}, {}
     for item in tqdm(items, desc=f"evaluating {part}", disable=not progress):
         record = records.get(item["series"])
@@ -258,20 +290,19 @@ def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part:
     if not rows:
         raise KitError(f"no series of '{part}' could be evaluated: " + "; ".join(skipped))
     table = pd.DataFrame(rows)
-    table.attrs["skipped"] = skipped
-    challenge = document(scans, reference="source masks of the datalist part", prediction=str(out / "predictions"))
-    write_text_atomic(out / "metrics.csv", table.to_csv(index=False))
-    write_text_atomic(out / "challenge.json", json.dumps(challenge, indent=1))
+    challenge = document(scans, reference="source masks of the datalist part", prediction=str(out.predictions))
+    write_text_atomic(out.metrics, table.to_csv(index=False))
+    write_text_atomic(out.challenge, json.dumps(challenge, indent=1))
     instances = pd.DataFrame([row for stem, found in scans.items() for row in instance_rows(stem, found)])
-    write_text_atomic(out / "instances.csv", instances.to_csv(index=False))
+    write_text_atomic(out.instances, instances.to_csv(index=False))
     summary = summarise(table, predictor, part)
     counts = instances.groupby(["structure", "status"]).size() if len(instances) else pd.Series(dtype=int)
     summary["instances"] = {kind: {s: int(counts.get((kind, s), 0)) for s in STATUSES}
                             for kind in ("vertebra", "disc", "canal")}
     summary["numbering_cost"] = document(numbering)["summary"]
     summary["skipped"] = skipped
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
-    return table
+    write_text_atomic(out.summary, json.dumps(summary, indent=1))
+    return Evaluation(part, table, summary, challenge, instances, out)
 
 
 def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str = "test") -> dict:

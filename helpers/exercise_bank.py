@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .exercises import Context, Exercise, close_to, exactly, same_set
+from .paths import RunFiles
 
 
 def _scan(ctx: Context):
@@ -169,7 +170,7 @@ def leakage_error(ctx: Context) -> str:
 # ---- 05 · training (read from the run's own files, whatever the recipe) ---------------------------------------
 
 def _metrics(ctx: Context) -> list[dict]:
-    path = _need(ctx.run.train / "metrics.jsonl", "notebook 05")
+    path = _need(RunFiles(ctx.run.train).metrics, "notebook 05")
     entries = []
     for line in path.read_text().splitlines():
         try:
@@ -188,14 +189,14 @@ def best_iteration(ctx: Context) -> int:
 
 
 def resume_iteration(ctx: Context) -> int:
-    path = _need(ctx.run.train / "checkpoint_last.pt", "notebook 05")
+    path = _need(RunFiles(ctx.run.train).checkpoint("last"), "notebook 05")
     import torch
 
     return int(torch.load(path, map_location="cpu", weights_only=True)["iteration"])
 
 
 def patch_size(ctx: Context) -> list[int]:
-    config = json.loads(_need(ctx.run.train / "config.json", "notebook 05").read_text())
+    config = json.loads(_need(RunFiles(ctx.run.train).config, "notebook 05").read_text())
     return [int(v) for v in config["patch_size"]]
 
 
@@ -203,7 +204,7 @@ def patch_size(ctx: Context) -> list[int]:
 
 def _scores(ctx: Context) -> pd.DataFrame:
     part = ctx.get("part", "test")
-    return pd.read_csv(_need(ctx.run.train / "eval" / part / "metrics.csv", "notebook 06"))
+    return pd.read_csv(_need(RunFiles(ctx.run.train).evaluation(part).metrics, "notebook 06"))
 
 
 def _structure_means(ctx: Context, metric: str) -> pd.Series:
@@ -229,7 +230,7 @@ def worst_case(ctx: Context) -> str:
 
 def missed_or_merged(ctx: Context) -> int:
     part = ctx.get("part", "test")
-    rows = pd.read_csv(_need(ctx.run.train / "eval" / part / "instances.csv", "notebook 06"))
+    rows = pd.read_csv(_need(RunFiles(ctx.run.train).evaluation(part).instances, "notebook 06"))
     return int((rows["structure"].isin(["vertebra", "disc"]) & rows["status"].isin(["missed", "merged"])).sum())
 
 

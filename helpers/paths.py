@@ -101,6 +101,82 @@ class RunLayout:
         return self.root / "bundle"
 
 
+def checkpoint_name(which: str) -> str:
+    return f"checkpoint_{which}.pt"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Every file of one training run (the folder `train` writes), named once: training, evaluation, the report
+    and the exercises all go through it."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON line per logged step and per validation (helpers/run_log.py)."""
+        return self.root / METRICS_LOG
+
+    def checkpoint(self, which: str) -> Path:
+        """`last`, `prev` (the one `last` replaced) or `best`."""
+        return self.root / checkpoint_name(which)
+
+    @property
+    def checkpoints(self) -> list[Path]:
+        """The checkpoints the run holds now."""
+        return sorted(self.root.glob(checkpoint_name("*")))
+
+    def evaluation(self, part: str) -> EvalFiles:
+        return EvalFiles(self.root / "eval" / part)
+
+
+@dataclass(frozen=True)
+class EvalFiles:
+    """What `evaluate` writes for one datalist part, and the figures drawn from it."""
+
+    root: Path
+
+    @property
+    def predictions(self) -> Path:
+        """<series>.mha with SPIDER's values (what `score` reads)."""
+        return self.root / "predictions"
+
+    @property
+    def structures(self) -> Path:
+        """<series>.mha with structures 0-3."""
+        return self.root / "structures"
+
+    @property
+    def metrics(self) -> Path:
+        """One row per series: the semantic metrics, raw and cleaned, the seed's number, the challenge's figures."""
+        return self.root / "metrics.csv"
+
+    @property
+    def challenge(self) -> Path:
+        """The challenge's figures, as `python -m helpers score --json` writes them."""
+        return self.root / "challenge.json"
+
+    @property
+    def instances(self) -> Path:
+        """One row per reference instance: level, match, status, Dice, ASD (helpers/levels.py)."""
+        return self.root / "instances.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def figure(self, name: str) -> Path:
+        """boxplots, cases or instances, as PNG."""
+        return self.root / f"{name}.png"
+
+
+METRICS_LOG = "metrics.jsonl"
+
+
 def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """The dataset folder a notebook or command uses: the given one, else the synthetic default."""
     return Path(data_dir).expanduser() if data_dir else synthetic_data_dir()

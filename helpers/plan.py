@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .errors import KitError
+from .paths import RunFiles
 
 CACHE_SHARE = 0.5  # of the free host memory, at most, for cached volumes: the rest for the model, workers, the OS
 BYTES_PER_PARAMETER_CHECKPOINTS = 4 * (1 + 3 + 3)  # best (weights), last and prev (weights and two AdamW moments)
@@ -107,7 +108,7 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     budget = CACHE_SHARE * max(0, ram - (weights if device.type == "cpu" else 0))  # on a CPU the model shares RAM
     rate = 1.0 if need <= budget else max(0.0, budget / need)
     run_dir.mkdir(parents=True, exist_ok=True)
-    kept = sum(p.stat().st_size for p in run_dir.glob("checkpoint_*.pt"))  # a resumed run rewrites what it has
+    kept = sum(p.stat().st_size for p in RunFiles(run_dir).checkpoints)  # a resumed run rewrites what it has
     disk_need = max(0, params * BYTES_PER_PARAMETER_CHECKPOINTS - kept)
     disk_free = shutil.disk_usage(run_dir).free
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type

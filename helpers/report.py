@@ -6,7 +6,6 @@ Used by notebook 06 (and `python -m helpers report`).
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ from .axes import CANONICAL_ORIENTATION
 from .errors import DataError
 from .files import write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
-from .paths import ROOT
+from .paths import ROOT, RunFiles
 from .seed import CT_WINDOW, SEED_FIXED_SIZE, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
@@ -206,24 +205,32 @@ def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> li
     return lines + [""]
 
 
+def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
+    """This run's numbers scored three ways beside the challenge's published ones and the seed's (notebook 06 shows
+    it, the report prints it): mean ± sd Dice per structure and one number where a source gives one."""
+    m, c, n = summary["metrics"], summary.get("challenge"), len(instance_classes())
+    rows = [{"source": "this run, view 1: per structure (background excluded)",
+             "data": f"{'synthetic' if synthetic else 'SPIDER'} {part}", "vertebra": _fmt(m["dice_vertebra"]),
+             "disc": _fmt(m["dice_disc"]), "canal": _fmt(m["dice_canal"]),
+             "one number": _fmt_number(summary.get("dice_mean_structures"))}]
+    if c:
+        rows.append({"source": "this run, view 2: the challenge's instance Dice", "data": "same predictions",
+                     "vertebra": _fmt_n(c["DiceScoreVertebrae"]), "disc": _fmt_n(c["DiceScoreDiscs"]),
+                     "canal": _fmt_n(c["DiceScoreSpinalCanal"]), "one number": _fmt_n(c["OveralDiceScore"])})
+    rows.append({"source": f"this run, view 3: seed's way ({n} instance classes, background in)",
+                 "data": "same predictions", "one number": _fmt(summary["seed_style"])})
+    rows += [{"source": name, "data": "SPIDER hidden test set",
+              **{s: f"{ref[s][0]} ± {ref[s][1]}" for s in ("vertebra", "disc", "canal")}}
+             for name, ref in REFERENCE_RESULTS.items()]
+    rows.append({"source": "seed project (reported)", "data": "its validation split, by series",
+                 "one number": str(SEED_REPORTED)})
+    columns = ["source", "data", "vertebra", "disc", "canal", "one number"]
+    return pd.DataFrame(rows, columns=columns).fillna("")
+
+
 def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
     """How this run's numbers compare with the challenge's and the seed's, and why they differ."""
-    m = summary["metrics"]
-    lines = ["## How these numbers compare", "",
-             "| source | data | vertebra | disc | canal | one number |", "| --- | --- | --- | --- | --- | --- |",
-             f"| this run, view 1: per structure (background excluded) | {'synthetic' if synthetic else 'SPIDER'} {part} "
-             f"| {_fmt(m['dice_vertebra'])} | {_fmt(m['dice_disc'])} | {_fmt(m['dice_canal'])} | "
-             f"{_fmt_number(summary.get('dice_mean_structures'))} |"]
-    c = summary.get("challenge")
-    if c:
-        lines.append(f"| this run, view 2: the challenge's instance Dice | same predictions | {_fmt_n(c['DiceScoreVertebrae'])} "
-                     f"| {_fmt_n(c['DiceScoreDiscs'])} | {_fmt_n(c['DiceScoreSpinalCanal'])} | {_fmt_n(c['OveralDiceScore'])} |")
-    lines.append(f"| this run, view 3: seed's way ({len(instance_classes())} instance classes, background in) | same predictions | | | | "
-                 f"{_fmt(summary['seed_style'])} |")
-    for name, ref in REFERENCE_RESULTS.items():
-        lines.append(f"| {name} | SPIDER hidden test set | {ref['vertebra'][0]} ± {ref['vertebra'][1]} "
-                     f"| {ref['disc'][0]} ± {ref['disc'][1]} | {ref['canal'][0]} ± {ref['canal'][1]} | |")
-    lines += [f"| seed project (reported) | its validation split, by series | | | | {SEED_REPORTED} |", "",
+    lines = ["## How these numbers compare", "", markdown_table(comparison_table(summary, part, synthetic)), "",
               "Why these are different numbers:",
               f"- The seed's {SEED_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
               "split made by series in which 36 of 44 validation patients also had series in training. Background "
@@ -253,41 +260,47 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
 
 
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
-    """Write `out/README.md` and `out/index.html` (with figures) from RUN_DIR's artifacts."""
+    """Write `out/README.md` and `out/index.html` with their figures, from RUN_DIR's files only (through
+    `helpers.paths.RunFiles`): the curves, box plots, best / median / worst series and the worst instances are drawn
+    here, so a report built from the command line has them all."""
     import matplotlib.pyplot as plt
 
-    from .cases import show_instances
+    from .cases import pick_cases, show_cases, show_instances
+    from .evaluate import read_evaluation
     from .levels import worst_instances
     from .plots import plot_curves, plot_metric_boxes
     from .run_log import read_metrics
 
     run_dir, out = Path(run_dir), Path(out)
-    eval_dir = run_dir / "eval" / part
-    for needed in (run_dir / "config.json", eval_dir / "summary.json", eval_dir / "metrics.csv"):
+    files = RunFiles(run_dir)
+    for needed in (files.config, files.evaluation(part).summary, files.evaluation(part).metrics):
         if not needed.is_file():
             raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
-    config = json.loads((run_dir / "config.json").read_text())
-    summary = json.loads((eval_dir / "summary.json").read_text())
+    config = json.loads(files.config.read_text())
+    result = read_evaluation(run_dir, part)
     datalist = json.loads(Path(config["datalist"]).read_text())
+    prep = datalist.get("data", {}).get("prep_dir")
+    prep_dir = (Path(config["datalist"]).parent / prep).resolve() if prep else Path(config["datalist"]).parent
     entries = read_metrics(run_dir)
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     plot_curves(entries, save=figures / "curves.png")
-    plot_metric_boxes(pd.read_csv(eval_dir / "metrics.csv"), save=figures / "boxplots.png")
-    instances = pd.read_csv(eval_dir / "instances.csv", keep_default_na=False, na_values=[""]) \
-        if (eval_dir / "instances.csv").is_file() else None
-    if instances is not None and len(instances):
-        show_instances(worst_instances(instances), (Path(config["datalist"]).parent / datalist["data"]["prep_dir"]).resolve(), eval_dir,
-                       save=figures / "instances.png")
-    if (eval_dir / "cases.png").is_file():  # drawn by notebook 06 (best, median and worst series)
-        shutil.copyfile(eval_dir / "cases.png", figures / "cases.png")
+    plot_metric_boxes(result.table, save=figures / "boxplots.png")
+    drawn = {"boxplots"}
+    if "dice_vertebra" in result.table and (prep_dir / "manifest.json").is_file():
+        show_cases(pick_cases(result.table), prep_dir, result.files.root, save=figures / "cases.png")
+        drawn.add("cases")
+    if len(result.instances) and (prep_dir / "manifest.json").is_file():
+        show_instances(worst_instances(result.instances), prep_dir, result.files.root, save=figures / "instances.png")
+        drawn.add("instances")
     plt.close("all")
     synthetic = bool(config.get("data", {}).get("synthetic"))
+    instances = result.instances if len(result.instances) else None
 
-    lines = (_run_lines(run_dir, part, config, summary, datalist, entries)
-             + _metrics_lines(part, summary, cases=(figures / "cases.png").is_file())
-             + _level_lines(part, instances, gallery=(figures / "instances.png").is_file())
-             + _comparison_lines(part, summary, synthetic) + _limitations_lines(config, synthetic))
+    lines = (_run_lines(run_dir, part, config, result.summary, datalist, entries)
+             + _metrics_lines(part, result.summary, cases="cases" in drawn)
+             + _level_lines(part, instances, gallery="instances" in drawn)
+             + _comparison_lines(part, result.summary, synthetic) + _limitations_lines(config, synthetic))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)
     write_text_atomic(out / "index.html", _html(markdown))

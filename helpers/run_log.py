@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import write_text_atomic
-
-METRICS = "metrics.jsonl"
+from .paths import METRICS_LOG as METRICS
 
 
 class RunLog:

@@ -35,6 +35,7 @@ from .files import remove_stale_temps, write_text_atomic
 from .labels import FOREGROUND, STRUCTURES
 from .lock import folder_lock
 from .models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
+from .paths import RunFiles
 from .plan import StepClock, make_plan, require_fit
 from .postprocess import cleanup
 from .profiles import LOSSES, get_profile
@@ -279,7 +280,7 @@ RUN_EXTENDING = ("max_iterations",)
 def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     """Refuse to continue a run with a setting that changes what it computes, naming the setting (for another
     profile: the profile, then what differs)."""
-    path = run_dir / "config.json"
+    path = RunFiles(run_dir).config
     if not path.is_file():
         return
     try:
@@ -301,7 +302,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
 def _record_config(run: _Run, procs: Processes) -> None:
     """Write config.json once the starting iteration is known; its `history` says which iterations ran towards
     which max_iterations, so a run extended later never claims what did not happen."""
-    path = run.dir / "config.json"
+    path = RunFiles(run.dir).config
     old = json.loads(path.read_text()) if path.is_file() else {}
     if not procs.main or (old and run.iteration >= run.config.max_iterations):
         return  # nothing will run: the record stays as it was
@@ -459,7 +460,7 @@ def _validate_and_save(run: _Run, val_loader, log: RunLog, callback) -> dict:
         entry["seconds"] = time.perf_counter() - t0
         if entry["dice_mean"] > run.best:
             run.best, run.best_iteration = entry["dice_mean"], run.iteration
-            save_checkpoint(run.dir / "checkpoint_best.pt", {"model": run.model.state_dict(),
+            save_checkpoint(RunFiles(run.dir).checkpoint("best"), {"model": run.model.state_dict(),
                                                              "iteration": run.iteration, "metric": run.best})
     entry["best_dice_mean"], entry["best_iteration"] = run.best, run.best_iteration
     log.validation(entry)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.links import repository_url
 from helpers.paths import NOTEBOOK_DIR, ROOT
+from tools.links import repository_url
 
 pytestmark = pytest.mark.slow
 CONTENT = Path("/content")

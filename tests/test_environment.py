@@ -6,8 +6,8 @@ import re
 import tomllib
 import yaml
 
-from helpers.links import SETUP_TAG, sync_links
 from helpers.paths import NOTEBOOK_DIR, ROOT
+from tools.links import SETUP_TAG, sync_links
 
 CONDA_TO_PYPI = {"pytorch": "torch", "simpleitk": "simpleitk"}
 
@@ -43,7 +43,7 @@ def test_notebooks_are_clean_sources_with_one_parameters_cell():
 
 
 def test_links_are_in_step_with_pyproject():
-    assert sync_links(check=True) == [], "run `python -m helpers links`"
+    assert sync_links(check=True) == [], "run `python -m tools.links`"
     readme = (ROOT / "README.md").read_text()
     for book in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
         assert f"notebooks/{book.name})" in readme and "colab-badge.svg" in readme
@@ -58,7 +58,7 @@ def test_readme_recipe_table_is_the_profiles():
 
 
 def test_notebooks_round_trip_through_nbformat_unchanged():
-    """`python -m helpers links` writes notebooks with nbformat: it must not reformat them."""
+    """`python -m tools.links` writes notebooks with nbformat: it must not reformat them."""
     import nbformat
 
     for book in sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")):
@@ -68,7 +68,7 @@ def test_notebooks_round_trip_through_nbformat_unchanged():
 def test_links_rewrite_a_changed_setup_cell(tmp_path, monkeypatch):
     import shutil
 
-    import helpers.links as links
+    import tools.links as links
 
     for name in ("README.md", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)

@@ -101,7 +101,8 @@ def test_spider_values_numbered_bottom_up(small_dataset):
 @pytest.mark.slow
 def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, small_dataset, tmp_path):
     run = trained / "run"
-    table = evaluate(run, part="test", progress=False)
+    result = evaluate(run, part="test", progress=False)
+    table = result.table
     preds = run / "eval" / "test" / "predictions"
     orientations = set()
     for row in table.itertuples():
@@ -128,7 +129,7 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line
     assert json.loads((tmp_path / "score.json").read_text())["summary"] == challenge["summary"]
     assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 4
-    for figure in ("curves", "boxplots", "instances"):  # drawn by helpers, so a report from the CLI has them too
+    for figure in ("curves", "boxplots", "cases", "instances"):  # drawn by helpers: a report from the CLI has them
         assert (tmp_path / "report" / "figures" / f"{figure}.png").is_file() and f"(figures/{figure}.png)" in text
     instances = pd.read_csv(run / "eval" / "test" / "instances.csv", keep_default_na=False, na_values=[""])
     for row in table.itertuples():  # one row per reference instance, as the challenge matched it
@@ -143,6 +144,12 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     assert "## Level by level: what was missed or merged" in text and "| SPIDER | level |" in text
     summary = json.loads((run / "eval" / "test" / "summary.json").read_text())
     assert sum(summary["instances"]["vertebra"].values()) == (instances.structure == "vertebra").sum()
+    assert summary == result.summary and challenge == result.challenge  # what evaluate returns is what it wrote
+    pd.testing.assert_frame_equal(result.table, csv, check_dtype=False)
+    from helpers.evaluate import read_evaluation
+
+    again = read_evaluation(run, "test")
+    assert again.summary == result.summary and len(again.instances) == len(result.instances)
 
 
 def test_predict_any_orientation_keeps_geometry(trained, small_dataset, tmp_path):
@@ -233,10 +240,11 @@ def test_predict_refuses_bad_values_and_evaluate_skips_them(trained, small_datas
     sitk.WriteImage(constant, str(path))
     before = tree_digest(data)
     run = Path(shutil.copytree(trained / "run", tmp_path / "run"))
-    table = evaluate(run, tmp_path / "datalist.json", part="test", progress=False)
+    result = evaluate(run, tmp_path / "datalist.json", part="test", progress=False)
+    table = result.table
     assert victim not in set(table["series"]) and len(table) == len(datalist["test"]) - 1
     skipped = json.loads((run / "eval" / "test" / "summary.json").read_text())["skipped"]
-    assert skipped == table.attrs["skipped"] and len(skipped) == 1
+    assert skipped == result.skipped and len(skipped) == 1
     assert skipped[0].startswith(f"{path}: constant image")
     assert tree_digest(data) == before
 

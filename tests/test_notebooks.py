@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from helpers.links import SETUP_CELL, repository_url
 from helpers.runner import course_notebooks, run_notebooks
+from tools.links import SETUP_CELL, repository_url
 
 from .conftest import tree_digest
 
 # these tests check that every notebook runs, not how well the model learns (the course run and
-# `python -m helpers bench` measure that): a few training iterations are enough
+# `python -m tools.bench` measure that): a few training iterations are enough
 PLUMBING = {"max_iterations": 20}
 
 

@@ -9,7 +9,6 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from helpers import surface
-from helpers.bench import bloated, fragmented
 from helpers.challenge import CHALLENGE_METRICS, Instance, instance_kind, scan_metrics
 from helpers.evaluate import score_series
 from helpers.labels import STRUCTURES, to_structures
@@ -17,6 +16,7 @@ from helpers.numbering import to_spider_values
 from helpers.postprocess import cleanup
 from helpers.seed import instance_classes
 from helpers.surface import BorderSet
+from tools.bench import bloated, fragmented
 
 from .test_challenge import challenge_by_hand, masks
 

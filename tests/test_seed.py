@@ -22,7 +22,7 @@ def test_recipe_constants():
 
 
 def test_bench_seed_recipe_is_the_seed_module():
-    from helpers.bench import _recipe
+    from tools.bench import _recipe
 
     settings, options = _recipe("seed")
     assert settings == ResampleSettings(**seed.SEED_PREPROCESSING) and options == seed.SEED_TRAINING

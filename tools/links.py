@@ -1,7 +1,7 @@
 """The repository address lives in pyproject.toml ([project.urls] Repository); this writes it into
 the README's notebook table (Open-in-Colab badges) and each notebook's first (setup) cell, with nbformat.
 
-Used by every notebook (its setup cell) through `python -m helpers links`."""
+Used by every notebook (its setup cell) through `python -m tools.links`."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import re
 import nbformat
 import tomllib
 
-from .files import write_text_atomic
-from .paths import NOTEBOOK_DIR, ROOT
+from helpers.files import write_text_atomic
+from helpers.paths import NOTEBOOK_DIR, ROOT
 
 SETUP_TAG = "setup"
 SETUP_CELL = '''# Setup: on Google Colab this fetches and installs the kit; locally and headless it does nothing.
-# (written by `python -m helpers links` from pyproject.toml: edit helpers/links.py, not this cell)
+# (written by `python -m tools.links` from pyproject.toml: edit tools/links.py, not this cell)
 import os
 import subprocess
 import sys
@@ -87,3 +87,24 @@ def sync_links(check: bool = False) -> list[str]:
         if not check:
             write_text_atomic(path, nbformat.writes(nb) + "\n")
     return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m tools.links", description="write the repository address from "
+                                "pyproject.toml into README and notebooks")
+    p.add_argument("--check", action="store_true", help="only check, change nothing")
+    args = p.parse_args(argv)
+    changed = sync_links(check=args.check)
+    if args.check and changed:
+        print(f"error: out of date with pyproject.toml: {', '.join(changed)}; run `python -m tools.links`",
+              file=sys.stderr)
+        return 2
+    print("links up to date" if not changed else f"updated {', '.join(changed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

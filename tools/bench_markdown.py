@@ -1,14 +1,14 @@
 """The bench's figures as Markdown (report/benchmarks.md), with each target's verdict.
 
-Used by no notebook: `python -m helpers bench` (helpers/bench.py) writes it beside benchmarks.json.
+Used by no notebook: `python -m tools.bench` (tools/bench.py) writes it beside benchmarks.json.
 """
 
 from __future__ import annotations
 
 import os
 
-from . import seed
-from .axes import numpy_order
+from helpers import seed
+from helpers.axes import numpy_order
 
 RECIPES = ("kit", "seed")  # the two recipes the bench compares
 TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,
@@ -150,7 +150,7 @@ def _class_markdown(c: dict) -> list[str]:
 
 def to_markdown(r: dict) -> str:
     m = r["machine"]
-    command = "python -m helpers bench" + (" --quick" if r["quick"] else "")
+    command = "python -m tools.bench" + (" --quick" if r["quick"] else "")
     lines = ["# Benchmarks", "",
              f"Measured by `{command}` on {m['platform']}, {m['cpus']} CPUs, {m['ram_gib']} GiB RAM, "
              f"GPU: {m['gpu'] or 'none'}; torch {m['torch']}, MONAI {m['monai']}, {m['threads']} torch threads.", ""]

@@ -1,9 +1,9 @@
 """Benchmarks: how fast and how good, beside the seed project's recipe, measured in one run.
 
-`python -m helpers bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md` (rendered by
-helpers/bench_markdown.py). Figures only: targets are compared and reported, never asserted.
+`python -m tools.bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md` (rendered by
+tools/bench_markdown.py). Figures only: targets are compared and reported, never asserted.
 
-Used by no notebook: `python -m helpers bench`; its figures are in report/benchmarks.md.
+Used by no notebook: `python -m tools.bench`; its figures are in report/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .axes import monai_order
-from .bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
-from .files import write_text_atomic
-from .profiles import get_profile
+from helpers.axes import monai_order
+from helpers.files import write_text_atomic
+from helpers.paths import EvalFiles, RunFiles
+from helpers.profiles import get_profile
+from tools.bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
 
 
 def machine() -> dict:
@@ -57,9 +58,9 @@ def _with_peak(fn, *args):
 
 # ---------------------------------------------------------------- preprocessing
 def bench_preprocessing(tmp: Path, patients: int) -> dict:
-    from .resample import resample_dataset
-    from .seed import seed_style_preprocess
-    from .synth import write_dataset
+    from helpers.resample import resample_dataset
+    from helpers.seed import seed_style_preprocess
+    from helpers.synth import write_dataset
 
     t0 = time.perf_counter()
     data = write_dataset(tmp / "spider_sized", cases=patients, seed=11, scale=1.0, progress=False)
@@ -79,7 +80,7 @@ def bench_preprocessing(tmp: Path, patients: int) -> dict:
     seed_style_preprocess(data, tmp / "seed_prep")
     out["seed_series_per_s"] = n / (time.perf_counter() - t0)
     out["ratio_2w_vs_seed"] = out["kit_series_per_s_2w"] / out["seed_series_per_s"]
-    from .resample import read_manifest
+    from helpers.resample import read_manifest
 
     out["kit_output_voxels_millions"] = float(np.median([np.prod(r["resampled"]["size"])
                                                          for r in read_manifest(tmp / "prep_w1")["series"]]) / 1e6)
@@ -89,10 +90,10 @@ def bench_preprocessing(tmp: Path, patients: int) -> dict:
 
 # ---------------------------------------------------------------- data path, steps, inference
 def _smoke_data(tmp: Path) -> Path:
-    from .datalist import write_datalist
-    from .profiles import get_profile
-    from .resample import resample_dataset
-    from .synth import write_dataset
+    from helpers.datalist import write_datalist
+    from helpers.profiles import get_profile
+    from helpers.resample import resample_dataset
+    from helpers.synth import write_dataset
 
     p = get_profile("smoke")
     data = tmp / "smoke_data"
@@ -106,8 +107,8 @@ def _smoke_data(tmp: Path) -> Path:
 def _loader(datalist: Path, patch, batch_size: int):
     from monai.data import CacheDataset, DataLoader
 
-    from .datalist import load_datalist
-    from .transforms import transforms
+    from helpers.datalist import load_datalist
+    from helpers.transforms import transforms
 
     items = load_datalist(datalist)["training"]
     ds = CacheDataset(items, transforms(patch, 2, True), cache_rate=1.0, progress=False)
@@ -119,7 +120,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
     import torch
     from monai.losses import DiceCELoss
 
-    from .models import build_model, parameter_count
+    from helpers.models import build_model, parameter_count
 
     patch = monai_order(patch_canonical)
     loader = _loader(Path(datalist), patch, 2)
@@ -147,7 +148,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
 
 
 def inference_worker(run_dir: str, images: list[str]) -> dict:
-    from .evaluate import Predictor
+    from helpers.evaluate import Predictor
 
     predictor = Predictor(run_dir)
     times = []
@@ -164,9 +165,9 @@ def inference_worker(run_dir: str, images: list[str]) -> dict:
 
 def _recipe(name: str):
     """(preprocessing settings, training options) of the kit's recipe or the seed's (same model size)."""
-    from .profiles import PROFILES
-    from .resample import ResampleSettings
-    from .seed import SEED_PREPROCESSING, SEED_TRAINING
+    from helpers.profiles import PROFILES
+    from helpers.resample import ResampleSettings
+    from helpers.seed import SEED_PREPROCESSING, SEED_TRAINING
 
     if name == "kit":  # the smoke profile's grid and recipe
         return ResampleSettings(min_inplane_mm=PROFILES["smoke"].inplane_mm), {}
@@ -175,8 +176,8 @@ def _recipe(name: str):
 
 def _prepare(tmp: Path, data: Path, recipe: str) -> Path:
     """Resample `data` the recipe's way; returns its datalist (SPIDER's subsets: test = official validation)."""
-    from .datalist import write_datalist
-    from .resample import resample_dataset
+    from helpers.datalist import write_datalist
+    from helpers.resample import resample_dataset
 
     prep = tmp / f"{data.name}_{recipe}_prep"
     resample_dataset(data, prep, _recipe(recipe)[0], progress=False)
@@ -200,9 +201,9 @@ def _leave_one_out(datalist: Path) -> list[Path]:
 def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> dict:
     """Train a recipe for about `budget_s` seconds (iterations from a measured 10-step run), then score the
     datalist's test part the kit's way (Dice per structure, original grid)."""
-    from .evaluate import evaluate
-    from .run_log import read_metrics
-    from .train import TrainConfig, train
+    from helpers.evaluate import evaluate
+    from helpers.run_log import read_metrics
+    from helpers.train import TrainConfig, train
 
     options = _recipe(recipe)[1]
     calibration = run_dir.with_name(run_dir.name + "_calibration")
@@ -213,7 +214,7 @@ def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> di
     train(TrainConfig(str(datalist), str(run_dir), max_iterations=iterations, val_every=iterations, **options),
           progress=False)
     seconds = time.perf_counter() - t0
-    table = evaluate(run_dir, part="test", progress=False)
+    table = evaluate(run_dir, part="test", progress=False).table
     return {"iterations": iterations, "train_seconds": seconds, "test_series": len(table),
             **{f"dice_{s}": float(table[f"dice_{s}"].mean()) for s in ("vertebra", "disc", "canal")}}
 
@@ -221,7 +222,7 @@ def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> di
 def bench_quality(tmp: Path, budget_s: float, real_samples: Path | None, patients: int = 6) -> dict:
     """The kit's recipe against the seed's at equal wall time: synthetic data at SPIDER's real sizes, and
     the real samples (train on three, test on the fourth, each in turn)."""
-    from .synth import write_dataset
+    from helpers.synth import write_dataset
 
     data = write_dataset(tmp / "real_size", cases=patients, seed=5, scale=1.0, progress=False)
     out = {"budget_s": budget_s, "model": "unetr (smoke size) for both", "synthetic": {}, "real_samples": {}}
@@ -243,7 +244,7 @@ def course_quality(run: Path) -> dict:
     """Test Dice per structure of a course run (notebook 06's table)."""
     import pandas as pd
 
-    table = pd.read_csv(run / "train" / "eval" / "test" / "metrics.csv")
+    table = pd.read_csv(RunFiles(run / "train").evaluation("test").metrics)
     return {f"dice_{s}": float(table[f"dice_{s}"].mean()) for s in ("vertebra", "disc", "canal")}
 
 
@@ -272,8 +273,8 @@ def bloated(structures: np.ndarray, rng: np.random.Generator, share: float = 0.5
 
 def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
     """Reference masks of real-sized series: the real samples where present, else synthetic ones at full size."""
-    from .paths import REAL_SAMPLES_DIR
-    from .synth import write_dataset
+    from helpers.paths import REAL_SAMPLES_DIR
+    from helpers.synth import write_dataset
 
     real = sorted((REAL_SAMPLES_DIR / "masks").glob("*.mha"))
     if real:
@@ -289,10 +290,10 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
     a scattered one (1 % stray voxels), a bloated one (half the volume painted with blobs of random structures)
     and the own prediction of each model in `run_dirs` ("smoke model, N iterations"); and the challenge's figures
     of the references against their own renumbered structures (what numbering costs)."""
-    from .evaluate import Predictor, evaluate_series
-    from .labels import to_structures
-    from .numbering import numbering_cost
-    from .spider import read_image
+    from helpers.evaluate import Predictor, evaluate_series
+    from helpers.labels import to_structures
+    from helpers.numbering import numbering_cost
+    from helpers.spider import read_image
 
     source, paths = _scoring_series(tmp)
     rng = np.random.default_rng(0)
@@ -314,7 +315,7 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
                 prediction.CopyInformation(reference)
             load = os.getloadavg()[0]
             wall, cpu = time.perf_counter(), time.process_time()
-            row, _, _ = evaluate_series(reference, prediction, tmp / "scoring" / kind, path.stem)
+            row, _, _ = evaluate_series(reference, prediction, EvalFiles(tmp / "scoring" / kind), path.stem)
             rows.append({"series": path.stem, "kind": kind, "size": list(reference.GetSize()),
                          "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
                          "load_before": load, "dice_vertebra": row["dice_vertebra"],
@@ -331,13 +332,14 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
 
 # ---------------------------------------------------------------- the whole benchmark
 SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class")
+QUICK_SECTIONS = ("preprocessing", "training", "scoring")  # a few minutes on 2 cores
 
 
 def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
     """The gpu profile's plan, the cache it sizes filled for real, and a short run of its own code."""
-    from .plan import voxels
-    from .train import TrainConfig, _training_chain, _with_data, plan_for, train
-    from .transforms import cached_dataset
+    from helpers.plan import voxels
+    from helpers.train import TrainConfig, _training_chain, _with_data, plan_for, train
+    from helpers.transforms import cached_dataset
 
     config = TrainConfig(datalist, run_dir, profile="gpu", max_iterations=iterations, val_every=iterations)
     plan = plan_for(config)
@@ -352,7 +354,7 @@ def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
             "voxels_millions": sum(voxels(i["image"]) for i in items) / 1e6,
             "cache_planned_gb": plan.cache_needed / 1e9, "cache_filled_gb": cached / 1e9,
             "checkpoint_disk_planned_gb": plan.disk_needed / 1e9,
-            "checkpoint_disk_used_gb": sum(p.stat().st_size for p in Path(run_dir).glob("checkpoint_*.pt")) / 1e9,
+            "checkpoint_disk_used_gb": sum(p.stat().st_size for p in RunFiles(Path(run_dir)).checkpoints) / 1e9,
             "iterations": iterations, "measured_iteration_s": summary["measured_iteration_seconds"],
             "predicted_loop_s": summary["measured_iteration_seconds"] * iterations,
             "loop_s": summary["loop_seconds"]}
@@ -361,9 +363,9 @@ def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
 def bench_class(tmp: Path, quick: bool) -> dict:
     """The real class rehearsed on this machine: SPIDER-sized synthetic series prepared on the gpu profile's 1 mm
     grid (time, disk), then the gpu profile's plan against what its run measures (cache, disk, time, memory)."""
-    from .datalist import write_datalist
-    from .resample import ResampleSettings, resample_dataset
-    from .synth import write_dataset
+    from helpers.datalist import write_datalist
+    from helpers.resample import ResampleSettings, resample_dataset
+    from helpers.synth import write_dataset
 
     data = tmp / "spider_sized"
     if not (data / "overview.csv").is_file():
@@ -383,7 +385,7 @@ def bench_class(tmp: Path, quick: bool) -> dict:
 
 def bench_training(tmp: Path, quick: bool) -> list[dict]:
     """Seconds per training step, loader wait and peak memory of the smoke patch for a few networks."""
-    from .profiles import SEED_UNETR, SMALL_UNETR
+    from helpers.profiles import SEED_UNETR, SMALL_UNETR
 
     datalist = str(_smoke_data(tmp))
     patch = get_profile("smoke").patch_size
@@ -399,7 +401,7 @@ def bench_training(tmp: Path, quick: bool) -> list[dict]:
 
 def bench_course(tmp: Path) -> tuple[dict, dict]:
     """The whole course headless (smoke profile) with its test Dice, then inference with its model."""
-    from .runner import run_notebooks
+    from helpers.runner import run_notebooks
 
     t0 = time.perf_counter()
     timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
@@ -415,10 +417,13 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
     """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json.
     `scoring` scores the predictions of each run in `run` (default: the course run's model when `course` runs
     too)."""
-    from .paths import ROOT
+    from helpers.paths import ROOT
 
     out = Path(out)
-    sections = list(only or SECTIONS)
+    sections = list(only or (QUICK_SECTIONS if quick else SECTIONS))
+    if quick and not only:
+        print(f"quick: {', '.join(QUICK_SECTIONS)} at small sizes (the others, minutes to an hour each: "
+              f"--only {','.join(s for s in SECTIONS if s not in QUICK_SECTIONS)})", flush=True)
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown bench sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
@@ -441,7 +446,7 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
         if "scoring" in sections:
             print("scoring ...", flush=True)
             runs = [Path(r) for r in ([run] if isinstance(run, (str, Path)) else run or [])]
-            command = "python -m helpers bench" + (" --only scoring" if only else "") + " --run RUN" * len(runs)
+            command = "python -m tools.bench" + (" --only scoring" if only else "") + " --run RUN" * len(runs)
             if not runs and (tmp / "course" / "train").is_dir():
                 runs = [tmp / "course" / "train"]
             results["scoring"] = {**bench_scoring(tmp, runs), "command": command, "machine": machine()}
@@ -457,3 +462,37 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
     write_text_atomic(out / "benchmarks.json", json.dumps(results, indent=1))
     write_text_atomic(out / "benchmarks.md", to_markdown(results))
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from helpers.errors import KitError
+
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description="measure speed and quality beside the "
+                                "seed's recipe (figures, not tests)")
+    p.add_argument("--quick", action="store_true", help="preprocessing, training steps and scoring at small sizes: "
+                   "a few minutes")
+    p.add_argument("--run", type=Path, action="append",
+                   help="with scoring: also score this training run's own predictions (repeat for several runs)")
+    p.add_argument("--out", type=Path, help="where benchmarks.json and .md go (default: report/, the committed "
+                                            "figures; with --quick: outputs/bench-quick, so they stay)")
+    p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality,"
+                                  "class (the others keep their figures already in OUT/benchmarks.json)")
+    args = p.parse_args(argv)
+    if args.out is None:
+        from helpers.paths import REPORT_DIR, output_dir
+
+        args.out = output_dir() / "bench-quick" if args.quick and not args.only else REPORT_DIR
+    try:
+        run_bench(args.out, quick=args.quick, only=args.only.split(",") if args.only else None, run=args.run)
+    except KitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print((args.out / "benchmarks.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
