@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_text_atomic
+from .files import NO_SPACE, no_space_error, write_text_atomic
 from .paths import METRICS_LOG as METRICS
 
 
@@ -54,8 +54,14 @@ class RunLog:
 
     def _append(self, entry: dict) -> None:
         if self.write:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            line = json.dumps(entry) + "\n"
+            try:
+                with open(self.path, "a") as f:
+                    f.write(line)
+            except OSError as e:  # a half-written last line is ignored by read_metrics
+                if e.errno in NO_SPACE:
+                    raise no_space_error(self.path.parent, len(line), self.path.name) from None
+                raise
 
 
 def _tensorboard(run_dir: Path):

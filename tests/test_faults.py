@@ -272,3 +272,35 @@ def test_an_overview_without_files_or_no_overview_is_said_once(dataset_copy, tmp
     said = kit("resample", str(dataset_copy), "--out", str(tmp_path / "b"), "--profile", "smoke")
     notes = [line for line in said.stdout.splitlines() if "NOTE" in line]
     assert said.returncode == 0 and len(notes) == 1 and "overview.csv: not found" in notes[0], said.stdout
+
+
+@ROOT
+@pytest.mark.slow
+def test_training_whose_disk_fills_stops_with_one_line_and_keeps_its_checkpoint(smoke_datalist, tmp_path):
+    """The disk fills while training runs (another program takes the space after the plan said it fits): the next
+    save ends the run with the one line, and the checkpoint before it is intact, so a rerun resumes from it."""
+    import shutil
+
+    with mounted(tmp_path / "disk", 600 * 1024) as disk:
+        run = disk / "run"
+        command = [sys.executable, "-m", "helpers", "train", "--datalist", str(smoke_datalist), "--out", str(run),
+                   "--max-iterations", "40", "--val-every", "4"]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+        deadline = time.time() + 300
+        while time.time() < deadline and not (run / "checkpoint_prev.pt").is_file() and proc.poll() is None:
+            time.sleep(0.1)
+        with open(disk / "filler", "wb") as f:  # everything left but 64 KB
+            f.write(b"\0" * max(shutil.disk_usage(disk).free - 65536, 0))
+        out, err = proc.communicate(timeout=600)
+        result = subprocess.CompletedProcess(command, proc.returncode, out, err)
+        line = one_line(result)
+        assert f"error: {run}: not enough disk space to write checkpoint_" in line, line
+        assert not list(run.glob(".tmp-*"))
+        from helpers.checkpoints import load_checkpoint
+
+        saved = load_checkpoint(run / "checkpoint_last.pt")["iteration"]  # whole, and where the run stood
+        assert saved >= 8 and saved % 4 == 0
+        (disk / "filler").unlink()
+        rerun = kit("train", "--datalist", str(smoke_datalist), "--out", str(run), "--max-iterations", "40",
+                    "--val-every", "4")
+        assert rerun.returncode == 0 and f"resuming {run} from iteration {saved}" in rerun.stdout, rerun.stderr[-2000:]
