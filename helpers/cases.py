@@ -13,6 +13,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .errors import KitError
+from .files import save_figure
 from .labels import FOREGROUND
 
 
@@ -50,9 +51,7 @@ def show_cases(cases: dict[str, pd.Series], prep_dir: str | Path, eval_dir: str 
         prediction = sitk.ReadImage(str(Path(eval_dir) / "structures" / f"{stem}.mha"))
         show_comparison(image, reference, prediction, f"{name}: {stem} (Dice {case['dice_mean']:.2f})", row)
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=100)
+    save_figure(fig, save, dpi=100)
     return fig
 
 
@@ -104,7 +103,5 @@ def show_instances(rows: pd.DataFrame, prep_dir: str | Path, eval_dir: str | Pat
     fig.suptitle("worst instances: reference outlined in green, its matched prediction in orange, other labels grey",
                  fontsize=9)
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=100)
+    save_figure(fig, save, dpi=100)
     return fig

@@ -14,6 +14,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .display import SeriesView
+from .files import save_figure
 from .resample import read_manifest
 from .seed import CT_WINDOW, ct_window
 from .spider import Scan, orientation, read_series
@@ -35,7 +36,7 @@ def plot_spacing_intensity(table: pd.DataFrame, save: str | Path | None = None):
     axes[1].set(xlabel="intensity", yticks=[], title="intensity range per series")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, save)
+    save_figure(fig, save)
     return fig
 
 
@@ -54,7 +55,7 @@ def plot_grids(scan: Scan, prep_dir: str | Path, fixed_dir: str | Path, save: st
         view.draw(ax, physical=physical)
     fig.suptitle(f"{record['series']}: the same anatomy, three grids")
     fig.tight_layout()
-    _save(fig, save)
+    save_figure(fig, save)
     return fig
 
 
@@ -86,11 +87,7 @@ def plot_intensities(scan: Scan, prep_dir: str | Path, save: str | Path | None =
         ax.set(title=title, yticks=[])
     axes[0].legend()
     fig.tight_layout()
-    _save(fig, save)
+    save_figure(fig, save)
     return fig
 
 
-def _save(fig, save: str | Path | None, dpi: int = 110) -> None:
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=dpi)

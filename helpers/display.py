@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
+from .files import save_figure
 from .labels import FOREGROUND, STRUCTURE_COLOURS, to_structures
 from .notebook import headless
 from .spider import canonical_array, canonical_spacing
@@ -92,10 +93,7 @@ def show_views(views: list[SeriesView], indices: list[int | None] | None = None,
     if overlay:
         fig.legend(handles=legend_handles(), loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.04 if overlay else 0, 1, 1))
-    if save:
-        save = Path(save)
-        save.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=110)
+    save_figure(fig, save)
     return fig
 
 
@@ -106,9 +104,7 @@ def slice_strip(view: SeriesView, count: int = 5, save: str | Path | None = None
     for ax, index in zip(axes, indices):
         view.draw(ax, int(index))
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=100)
+    save_figure(fig, save, dpi=100)
     return fig
 
 

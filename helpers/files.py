@@ -140,6 +140,21 @@ def write_image_atomic(image, target: os.PathLike | str) -> dict:
     return digest(target)
 
 
+def save_figure(fig, target: os.PathLike | str | None, dpi: int = 110, **options) -> None:
+    """Save a matplotlib figure as PNG through a temporary file, checked to be a whole PNG, and a rename (nothing when
+    `target` is None): every figure the notebooks and the report draw goes through here."""
+    if not target:
+        return
+
+    def whole(tmp: Path) -> None:
+        data = tmp.read_bytes()
+        if not data.startswith(b"\x89PNG") or not data.endswith(b"IEND\xaeB`\x82"):
+            raise IncompleteWrite("not a whole PNG")
+
+    with atomic_path(target, whole, needed=1 << 20) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", **options)
+
+
 def digest(path: os.PathLike | str) -> dict:
     """A file's size and SHA-256, as a record keeps them."""
     sha = hashlib.sha256()

@@ -11,6 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from .files import save_figure
 from .labels import FOREGROUND, STRUCTURE_COLOURS
 
 
@@ -30,9 +31,7 @@ def plot_curves(entries: list[dict], save: str | Path | None = None, fig=None):
     ax_dice.set(xlabel="iteration", ylabel="Dice (background excluded)", ylim=(0, 1), title="validation Dice")
     ax_dice.legend(fontsize=8)
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=110)
+    save_figure(fig, save)
     return fig
 
 
@@ -63,9 +62,7 @@ def plot_metric_boxes(table, save: str | Path | None = None):
             patch.set_facecolor(STRUCTURE_COLOURS[name])
         ax.set_title(label)
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=110)
+    save_figure(fig, save)
     return fig
 
 
@@ -102,9 +99,7 @@ def unetr_diagram(patch: tuple[int, int, int], save: str | Path | None = None):
     arrow((8.95, 0.45), (9.5, 0.9))
     ax.set_title("UNETR: a vision transformer encoder with a U-Net-style decoder (Hatamizadeh et al., 2022)",
                  fontsize=10)
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=110, bbox_inches="tight")
+    save_figure(fig, save, bbox_inches="tight")
     return fig
 
 
@@ -130,7 +125,5 @@ def plot_patches(samples: list[dict], save: str | Path | None = None, columns: i
     fig.suptitle("training patches as the network gets them (one sagittal slice each; anterior left, superior up)",
                  fontsize=10)
     fig.tight_layout()
-    if save:
-        Path(save).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(save, dpi=110)
+    save_figure(fig, save)
     return fig
