@@ -77,9 +77,10 @@ def _vertebra_levels(sizes, centre, span, big: float = BIG, alone: float = 0.05)
 
 
 def _without_chains(owner: np.ndarray, centre: np.ndarray, span: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Components that started a level but whose rows reach past the centres of two other levels are chains (the
-    posterior elements of several vertebrae drawn as one piece), not bodies: they start no level, the remaining
-    components join the nearest level again, and the chains are returned to be shared out voxel by voxel."""
+    """Components that started a level, span CHAIN_LENGTH times the usual height and reach past the centres of two
+    other levels are chains (the posterior elements of several vertebrae drawn as one piece), not bodies: they
+    start no level, the remaining components join the nearest level again, and the chains are returned to be
+    shared out voxel by voxel."""
     starts = np.unique(owner)
     if len(starts) < 3:
         return owner, []
@@ -91,7 +92,7 @@ def _without_chains(owner: np.ndarray, centre: np.ndarray, span: np.ndarray) -> 
     if not chains or not len(kept):
         return owner, []
     owner = kept[np.abs(centre[:, None] - centre[kept][None, :]).argmin(1)]
-    return owner, [c for c in range(len(owner)) if c in chains]
+    return owner, chains
 
 
 def _join_split_bodies(owner: np.ndarray, levels: np.ndarray, centre: np.ndarray, disc_stats: tuple
