@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import KitError
-from .profiles import LOSSES, MODELS, PROFILES
+from helpers.core.errors import KitError
+from helpers.core.profiles import LOSSES, MODELS, PROFILES
 
 
 def _synth(args) -> None:
-    from .synth import write_dataset
+    from helpers.data.synth import write_dataset
 
     write_dataset(args.out, cases=args.cases, seed=args.seed, scale=args.scale)
     print(f"wrote {args.cases} synthetic patients to {args.out}")
@@ -23,8 +23,8 @@ def _synth(args) -> None:
 def _inspect(args) -> None:
     import pandas as pd
 
-    from .files import write_text_atomic
-    from .inspection import flagged, inspect_dataset
+    from helpers.core.atomic import write_text_atomic
+    from helpers.data.inspection import flagged, inspect_dataset
 
     table = inspect_dataset(_course(data_dir=args.data_dir).data, progress=True)
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_columns", None):
@@ -40,7 +40,7 @@ def _inspect(args) -> None:
 
 
 def _run_notebooks(args) -> None:
-    from .runner import run_notebooks
+    from helpers.course.runner import run_notebooks
 
     only = args.only.split(",") if args.only else None
     extra = {"max_iterations": args.max_iterations} if args.max_iterations else None
@@ -50,8 +50,8 @@ def _run_notebooks(args) -> None:
 
 
 def _resample(args) -> None:
-    from .profiles import get_profile
-    from .resample import ResampleSettings, resample_dataset
+    from helpers.core.profiles import get_profile
+    from helpers.data.resample import ResampleSettings, resample_dataset
 
     course = _course(data_dir=args.data_dir, profile=args.profile)
     spacing = tuple(float(v) for v in args.spacing.split(",")) if args.spacing else None
@@ -61,7 +61,7 @@ def _resample(args) -> None:
 
 
 def _datalist(args) -> None:
-    from .datalist import split_table, write_datalist
+    from helpers.data.datalist import split_table, write_datalist
 
     layout = _course().layout if not (args.prep_dir and args.out) else None
     out = args.out or layout.datalist
@@ -73,8 +73,8 @@ def _datalist(args) -> None:
 
 
 def _train(args) -> None:
-    from .profiles import device_message
-    from .train import TrainConfig, require_profile_grid, train
+    from helpers.core.profiles import device_message
+    from helpers.training.loop import TrainConfig, require_profile_grid, train
 
     course = _course(profile=args.profile) if not (args.datalist and args.out and args.profile) else None
     profile = args.profile or course.profile
@@ -88,8 +88,8 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from .evaluate import evaluate
-    from .seed import instance_classes
+    from helpers.data.predecessor import instance_classes
+    from helpers.evaluation.evaluate import evaluate
 
     args.run = args.run or _course().layout.train
     result = evaluate(args.run, args.datalist, args.part)
@@ -108,8 +108,8 @@ def _score(args) -> None:
 
     import pandas as pd
 
-    from .challenge import CHALLENGE_METRICS, score_folders, structure_table, table
-    from .files import write_text_atomic
+    from helpers.core.atomic import write_text_atomic
+    from helpers.evaluation.challenge import CHALLENGE_METRICS, score_folders, structure_table, table
 
     doc = score_folders(args.reference, args.prediction, progress=True)
     print(f"{len(doc['scans'])} scans scored the SPIDER challenge's way (instances matched by overlap); "
@@ -118,7 +118,7 @@ def _score(args) -> None:
         print(structure_table(doc).to_string(index=False))
     print("Dice, detection rate and ASD: as the challenge's own code computes them (its leaderboard's numbers); "
           "'corrected': spacing in the right axis order, a missed instance no longer drops the scan "
-          "(see `python -c \"import helpers.challenge; help(helpers.challenge)\"`)")
+          "(see `python -c \"import helpers.evaluation.challenge; help(helpers.evaluation.challenge)\"`)")
     if args.json:
         write_text_atomic(args.json, json.dumps(doc, indent=1))
         print(f"per-scan figures and summary: {args.json}")
@@ -130,15 +130,15 @@ def _score(args) -> None:
 
 
 def _predict(args) -> None:
-    from .evaluate import predict_file
+    from helpers.evaluation.evaluate import predict_file
 
     run = args.run or _course().layout.train
     print(f"wrote {predict_file(args.image, run, args.out, not args.structures, args.series or '')}")
 
 
 def _report(args) -> None:
-    from .paths import run_layout
-    from .report import build_report
+    from helpers.core.paths import run_layout
+    from helpers.course.report import build_report
 
     run = args.run or _course().layout.train
     out = args.out or run_layout(Path(run).parent).report
@@ -146,7 +146,7 @@ def _report(args) -> None:
 
 
 def _export(args) -> None:
-    from .bundle import export_bundle
+    from helpers.evaluation.bundle import export_bundle
 
     run = args.run or _course().layout.train
     out = export_bundle(run, args.out)
@@ -155,7 +155,7 @@ def _export(args) -> None:
 
 
 def _download(args) -> None:
-    from .download import ZENODO_FILES_URL, download, read_manifest_file
+    from helpers.data.download import ZENODO_FILES_URL, download, read_manifest_file
 
     manifest = read_manifest_file(args.manifest) if args.manifest else None
     download(args.to, args.base_url or ZENODO_FILES_URL, manifest)
@@ -163,7 +163,7 @@ def _download(args) -> None:
 
 
 def _solutions(args) -> None:
-    from .exercises import context, solutions_text
+    from helpers.course.exercises import context, solutions_text
 
     print(solutions_text(context(args.data_dir or "", args.run or "", part=args.part), args.notebook))
 
@@ -173,7 +173,7 @@ COURSE_DEFAULT = "dataset folder (default: the course's, chosen in notebook 00; 
 
 def _course(data_dir: Path | None = None, profile: str | None = None):
     """The course's choice (notebook 00, `run-notebooks`) with what the command line set; said in one line."""
-    from .course import follow_course
+    from helpers.course.choice import follow_course
 
     return follow_course(data_dir or "", profile or "")
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import REAL_SAMPLES_DIR as REAL_SAMPLES
-from helpers.synth import write_dataset
+from helpers.core.paths import REAL_SAMPLES_DIR as REAL_SAMPLES
+from helpers.data.synth import write_dataset
 
-# The course's choice (helpers/course.py) that notebooks and commands follow: the tests keep their own, so they never
-# change a developer's outputs/course.json, and the notebook kernels they start inherit it.
+# The course's choice (helpers/course/choice.py) that notebooks and commands follow: the tests keep their own,
+# so they never change a developer's outputs/course.json, and the notebook kernels they start inherit it.
 os.environ["SPIDER_KIT_COURSE"] = str(Path(tempfile.mkdtemp(prefix="kit-course-")) / "course.json")
 
 

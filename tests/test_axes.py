@@ -1,10 +1,10 @@
-"""Axis order in one place (helpers/axes.py): sizes, spacings, arrays and axis indices, compared in order, per axis."""
+"""Axis order in one place (helpers/data/axes.py): sizes, spacings, arrays and axis indices, compared per axis."""
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.axes import (
+from helpers.data.axes import (
     AP,
     CANONICAL_AXES,
     CANONICAL_ORIENTATION,
@@ -26,8 +26,8 @@ from helpers.axes import (
     stored_values,
     to_canonical,
 )
-from helpers.inspection import inspect_series
-from helpers.spider import (
+from helpers.data.inspection import inspect_series
+from helpers.data.spider import (
     canonical_array,
     canonical_spacing,
     file_orientation,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import output_dir
-from helpers.runner import course_notebooks
+from helpers.core.paths import output_dir
+from helpers.course.runner import course_notebooks
 
 from .browser import LabServer, Student, find_browser, start_chromium
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.datalist import write_datalist
-from helpers.evaluate import predict_file
-from helpers.profiles import get_profile
-from helpers.resample import ResampleSettings, resample_dataset
-from helpers.synth import write_dataset
-from helpers.train import TrainConfig, train
+from helpers.core.profiles import get_profile
+from helpers.data.datalist import write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
+from helpers.data.synth import write_dataset
+from helpers.evaluation.evaluate import predict_file
+from helpers.training.loop import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 ITERATIONS = 200  # enough for a model that finds the spine (validation Dice ~0.5), so agreement means something

@@ -11,10 +11,10 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from helpers import surface
-from helpers.challenge import CHALLENGE_METRICS, scan_metrics, score_files, score_instances
-from helpers.evaluate import seed_style_score
-from helpers.numbering import numbering_cost, renumbered
+from helpers.evaluation.challenge import CHALLENGE_METRICS, scan_metrics, score_files, score_instances
+from helpers.evaluation.dice import seed_style_score
+from helpers.evaluation.distances import surface
+from helpers.evaluation.numbering import numbering_cost, renumbered
 
 
 def run_score(reference, prediction, tmp_path):
@@ -242,9 +242,9 @@ def bridged_past_a_disc(mask: sitk.Image, disc: int, share: float = 0.35) -> sit
     """The mask's structures with the two vertebrae around `disc` grown together in front of it: the disc's
     anterior `share` (of its front-to-back extent) painted vertebra, as a network that draws a disc too short
     (or an osteophyte) does."""
-    from helpers.axes import orientation, reorient, to_canonical
-    from helpers.labels import VERTEBRA
-    from helpers.spider import structure_mask
+    from helpers.data.axes import orientation, reorient, to_canonical
+    from helpers.data.labels import VERTEBRA
+    from helpers.data.spider import structure_mask
 
     canon = to_canonical(mask)
     spider, structures = sitk.GetArrayFromImage(canon), sitk.GetArrayFromImage(to_canonical(structure_mask(mask)))
@@ -258,7 +258,7 @@ def bridged_past_a_disc(mask: sitk.Image, disc: int, share: float = 0.35) -> sit
 
 @pytest.mark.parametrize("source", ["synthetic", "real"])
 def test_two_vertebrae_bridged_past_a_disc_are_numbered_apart(small_dataset, source):
-    from helpers.numbering import to_spider_values
+    from helpers.evaluation.numbering import to_spider_values
 
     if source == "real":
         from .conftest import REAL_SAMPLES
@@ -284,8 +284,8 @@ def test_two_vertebrae_bridged_past_a_disc_are_numbered_apart(small_dataset, sou
 
 
 def _canonical_structures(mask: sitk.Image):
-    from helpers.axes import to_canonical
-    from helpers.spider import structure_mask
+    from helpers.data.axes import to_canonical
+    from helpers.data.spider import structure_mask
 
     canon = to_canonical(mask)
     return canon, sitk.GetArrayFromImage(canon), sitk.GetArrayFromImage(to_canonical(structure_mask(mask)))
@@ -293,8 +293,8 @@ def _canonical_structures(mask: sitk.Image):
 
 def _numbered_like(canon: sitk.Image, structures: np.ndarray, mask: sitk.Image) -> np.ndarray:
     """A canonical structure map put back in the mask's own orientation, numbered there; canonical again."""
-    from helpers.axes import orientation, reorient, to_canonical
-    from helpers.numbering import to_spider_values
+    from helpers.data.axes import orientation, reorient, to_canonical
+    from helpers.evaluation.numbering import to_spider_values
 
     out = sitk.GetImageFromArray(structures)
     out.CopyInformation(canon)
@@ -316,7 +316,7 @@ def _mask_paths(small_dataset, source):
 def test_a_vertebra_cracked_in_two_keeps_one_number_and_the_ones_above_keep_theirs(small_dataset, source):
     """A prediction whose vertebra 3 has a crack through it (two rows of background across its middle) gives two
     big pieces with no disc between them: they are one level, and every vertebra above keeps its number."""
-    from helpers.labels import VERTEBRA
+    from helpers.data.labels import VERTEBRA
 
     for path in _mask_paths(small_dataset, source)[:2]:
         mask = sitk.ReadImage(str(path))
@@ -348,7 +348,7 @@ def test_a_chain_drawn_behind_several_vertebrae_is_shared_out_not_counted(small_
     """A prediction with one big piece of vertebra running behind the second to the second-highest level (posterior
     elements drawn as a chain): no level is added, every vertebra keeps its number, and the chain's voxels go to
     the levels beside them."""
-    from helpers.labels import VERTEBRA
+    from helpers.data.labels import VERTEBRA
 
     tried = 0
     for path in _mask_paths(small_dataset, source):

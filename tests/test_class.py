@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.notebook import HEADLESS_ENV
-from helpers.paths import NOTEBOOK_DIR
-from helpers.runner import course_notebooks
-from helpers.synth import write_dataset
+from helpers.core.paths import NOTEBOOK_DIR
+from helpers.core.runtime import HEADLESS_ENV
+from helpers.course.runner import course_notebooks
+from helpers.data.synth import write_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -104,10 +104,10 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
 def test_the_gpu_profile_steps_validates_a_real_size_series_and_resumes(made, tmp_path, capsys):
     """The gpu profile's code as a GPU would run it, on the CPU: its network, patch, batch and recipe; shapes, memory
     and time printed (README, "Teaching a class")."""
-    from helpers.datalist import write_datalist
-    from helpers.profiles import get_profile
-    from helpers.resample import ResampleSettings, resample_dataset
-    from helpers.train import TrainConfig, require_profile_grid, train
+    from helpers.core.profiles import get_profile
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import ResampleSettings, resample_dataset
+    from helpers.training.loop import TrainConfig, require_profile_grid, train
 
     gpu = get_profile("gpu")
     resample_dataset(made, tmp_path / "prep", ResampleSettings(min_inplane_mm=gpu.inplane_mm), workers=2,

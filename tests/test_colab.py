@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.paths import NOTEBOOK_DIR, ROOT
+from helpers.core.paths import NOTEBOOK_DIR, ROOT
 from tools.links import repository_url
 
 pytestmark = pytest.mark.slow

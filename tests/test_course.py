@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from helpers import paths
-from helpers.course import course_file, follow_course, record_course
-from helpers.datalist import write_datalist
-from helpers.errors import KitError
-from helpers.profiles import get_profile
-from helpers.resample import ResampleSettings, resample_dataset
-from helpers.train import TrainConfig, require_profile_grid
+from helpers.core import paths
+from helpers.core.errors import KitError
+from helpers.core.profiles import get_profile
+from helpers.course.choice import course_file, follow_course, record_course
+from helpers.data.datalist import write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
+from helpers.training.loop import TrainConfig, require_profile_grid
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import json
 import pytest
 from monai.data import load_decathlon_datalist
 
-from helpers.datalist import LeakageError, build_datalist, check_no_leakage, series_split_leaks, write_datalist
-from helpers.resample import read_manifest, resample_dataset
+from helpers.data.datalist import LeakageError, build_datalist, check_no_leakage, series_split_leaks, write_datalist
+from helpers.data.resample import read_manifest, resample_dataset
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,26 @@ def test_series_split_leaks_on_synthetic_data(prep):
     records = read_manifest(prep)["series"]
     leaked, n_val = series_split_leaks(records, validation_fraction=0.4, seed=0)
     assert 0 < leaked <= n_val
+
+
+def test_the_preprocessing_record_travels_unchanged_and_a_bad_one_is_named(prep, tmp_path):
+    """One record: manifest.json's settings are the datalist's preprocessing, and read back they are the settings."""
+    import shutil
+
+    from helpers.core.errors import DataError
+    from helpers.data.resample import ResampleSettings
+
+    manifest = read_manifest(prep)
+    write_datalist(prep, tmp_path / "datalist.json")
+    record = json.loads((tmp_path / "datalist.json").read_text())["preprocessing"]
+    assert record == manifest["settings"]
+    settings = ResampleSettings.from_record(record)
+    assert settings.key() == manifest["settings_key"] and isinstance(settings.spacing, tuple)
+
+    copy = tmp_path / "prep"
+    shutil.copytree(prep, copy)
+    bad = dict(manifest, settings=dict(manifest["settings"], window=[0, 1]))
+    (copy / "manifest.json").write_text(json.dumps(bad))
+    with pytest.raises(DataError, match=r"manifest\.json.*unknown key\(s\) \['window'\]"):
+        write_datalist(copy, tmp_path / "other.json")
+    assert not (tmp_path / "other.json").exists()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.download import DownloadError, download
-from helpers.spider import scan_dataset
+from helpers.data.download import DownloadError, download
+from helpers.data.spider import scan_dataset
 
 from .conftest import tree_digest
 

@@ -6,7 +6,7 @@ import re
 import tomllib
 import yaml
 
-from helpers.paths import NOTEBOOK_DIR, ROOT
+from helpers.core.paths import NOTEBOOK_DIR, ROOT
 from tools.links import SETUP_TAG, sync_links
 
 CONDA_TO_PYPI = {"pytorch": "torch", "simpleitk": "simpleitk"}
@@ -50,11 +50,11 @@ def test_links_are_in_step_with_pyproject():
 
 
 def test_readme_recipe_table_is_the_profiles():
-    from helpers.profiles import recipe_table
+    from helpers.core.profiles import recipe_table
 
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- recipes:start -->\n")[1].split("\n<!-- recipes:end -->")[0]
-    assert block == recipe_table(), "README's recipe table differs from helpers/profiles.py: paste recipe_table()"
+    assert block == recipe_table(), "README's recipe table differs from helpers/core/profiles.py: paste recipe_table()"
 
 
 def test_notebooks_round_trip_through_nbformat_unchanged():

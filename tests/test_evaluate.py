@@ -12,13 +12,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from helpers.datalist import write_datalist
-from helpers.errors import DataError
-from helpers.evaluate import Predictor, evaluate, seed_style_score, structure_metrics, to_spider_values
-from helpers.report import _fmt_n, build_report
-from helpers.resample import resample_dataset
-from helpers.spider import read_series, scan_dataset
-from helpers.train import TrainConfig, train
+from helpers.core.errors import DataError
+from helpers.course.report import _fmt_n, build_report
+from helpers.data.datalist import write_datalist
+from helpers.data.resample import resample_dataset
+from helpers.data.spider import read_series, scan_dataset
+from helpers.evaluation.dice import seed_style_score
+from helpers.evaluation.evaluate import Predictor, evaluate, structure_metrics, to_spider_values
+from helpers.training.loop import TrainConfig, train
 
 from .conftest import tree_digest
 
@@ -48,7 +49,7 @@ def test_structure_metrics_equal_monai(small_dataset):
     import torch
     from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 
-    from helpers.labels import to_structures
+    from helpers.data.labels import to_structures
 
     rng = np.random.default_rng(1)
     for series in scan_dataset(small_dataset).complete[:3]:
@@ -88,7 +89,7 @@ def trained(small_dataset, tmp_path_factory):
 def test_spider_values_numbered_bottom_up(small_dataset):
     for s in scan_dataset(small_dataset).complete[:4]:
         _, mask = read_series(s)
-        from helpers.labels import to_structures
+        from helpers.data.labels import to_structures
         structures = sitk.GetImageFromArray(to_structures(sitk.GetArrayFromImage(mask)))
         structures.CopyInformation(mask)
         rebuilt = sitk.GetArrayFromImage(to_spider_values(structures))
@@ -146,7 +147,7 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     assert sum(summary["instances"]["vertebra"].values()) == (instances.structure == "vertebra").sum()
     assert summary == result.summary and challenge == result.challenge  # what evaluate returns is what it wrote
     pd.testing.assert_frame_equal(result.table, csv, check_dtype=False)
-    from helpers.evaluate import read_evaluation
+    from helpers.evaluation.evaluate import read_evaluation
 
     again = read_evaluation(run, "test")
     assert again.summary == result.summary and len(again.instances) == len(result.instances)
@@ -191,7 +192,8 @@ def _predict(image, run, out):
 
 
 def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_path):
-    from helpers.models import build_model, monai_order
+    from helpers.data.axes import monai_order
+    from helpers.training.models import build_model
 
     run = Path(shutil.copytree(trained / "run", tmp_path / "run"))
     best = run / "checkpoint_best.pt"
@@ -250,7 +252,7 @@ def test_predict_refuses_bad_values_and_evaluate_skips_them(trained, small_datas
 
 
 def test_one_dice():
-    from helpers.dice import dice, joint_counts
+    from helpers.evaluation.dice import dice, joint_counts
 
     ref = np.array([0, 1, 1, 2, 2, 2, 0])
     pred = np.array([0, 1, 2, 2, 2, 0, 3])
@@ -262,8 +264,8 @@ def test_one_dice():
 
 
 def test_predictor_cleans_up_what_validation_chose(trained):
-    from helpers.postprocess import chosen_cleanup
-    from helpers.run_log import read_metrics
+    from helpers.training.postprocess import chosen_cleanup
+    from helpers.training.run_log import read_metrics
 
     run = trained / "run"
     entries = [e for e in read_metrics(run) if e["kind"] == "validation"]

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from helpers.datalist import LeakageError, check_no_leakage, series_split_leaks, write_datalist
-from helpers.exercises import context, exercises, is_right, solutions_text, verdict
-from helpers.paths import run_layout
-from helpers.resample import ResampleSettings, resample_dataset
+from helpers.core.paths import run_layout
+from helpers.course.exercises import context, exercises, is_right, solutions_text, verdict
+from helpers.data.datalist import LeakageError, check_no_leakage, series_split_leaks, write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
 
 STRUCTURES = ("vertebra", "disc", "canal")
 
@@ -35,7 +35,11 @@ def make_run(data: Path, root: Path) -> Path:
         run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, encoding="utf-8",
                              errors="replace")  # progress bars draw with Unicode blocks, whatever the locale
         assert run.returncode == 0, run.stderr[-3000:]
-    from helpers.scans import demo_scan, read_scan, write_dicom_series  # notebook 07: a DICOM scan, SEG, bundle
+    from helpers.data.dicom_series import (  # notebook 07: a DICOM scan, SEG, bundle
+        demo_scan,
+        read_scan,
+        write_dicom_series,
+    )
 
     write_dicom_series(sitk.DICOMOrient(read_scan(demo_scan(data)[0]).image, "PIR"), layout.your_scan / "dicom", "T2")
     for args in (["predict", str(layout.your_scan / "dicom"), "--run", str(layout.train), "--out",
@@ -180,7 +184,7 @@ def test_every_exercise_on_real_samples(real_samples, tmp_path):
 
 
 def test_checks_say_when_the_run_is_missing(small_dataset, tmp_path, capsys):
-    from helpers.exercises import Checker
+    from helpers.course.exercises import Checker
 
     Checker(small_dataset, tmp_path / "no-run").check("05.1", 10)
     assert "cannot be checked yet" in capsys.readouterr().out

@@ -15,13 +15,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from helpers.checkpoints import save_checkpoint
-from helpers.datalist import write_datalist
-from helpers.errors import KitError
-from helpers.files import digest, still_intact, write_image_atomic, write_text_atomic
-from helpers.lock import LOCK_NAME, STALE_AFTER_S, folder_lock, holder_of
-from helpers.resample import ResampleSettings, resample_dataset
-from helpers.train import TrainConfig, train
+from helpers.core.atomic import digest, still_intact, write_image_atomic, write_text_atomic
+from helpers.core.errors import KitError
+from helpers.core.lock import LOCK_NAME, STALE_AFTER_S, folder_lock, holder_of
+from helpers.data.datalist import write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
+from helpers.training.checkpoints import save_checkpoint
+from helpers.training.loop import TrainConfig, train
 
 from .conftest import tree_digest
 
@@ -174,7 +174,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 def test_a_held_lock_is_refreshed(tmp_path, monkeypatch):
-    import helpers.lock as lock
+    import helpers.core.lock as lock
 
     monkeypatch.setattr(lock, "HEARTBEAT_S", 0.05)
     with folder_lock(tmp_path, "training"):
@@ -197,7 +197,7 @@ def test_temporary_files_of_a_killed_resample_are_removed_by_the_next(small_data
 
 def test_two_resamples_into_one_folder_the_second_is_refused(small_dataset, tmp_path):
     out = tmp_path / "prep"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom helpers.lock import folder_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom helpers.core.lock import folder_lock\n"
                                f"with folder_lock({str(out)!r}, 'resampling'):\n    print('held', flush=True)\n"
                                "    time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
@@ -296,7 +296,7 @@ def test_training_whose_disk_fills_stops_with_one_line_and_keeps_its_checkpoint(
         line = one_line(result)
         assert f"error: {run}: not enough disk space to write checkpoint_" in line, line
         assert not list(run.glob(".tmp-*"))
-        from helpers.checkpoints import load_checkpoint
+        from helpers.training.checkpoints import load_checkpoint
 
         saved = load_checkpoint(run / "checkpoint_last.pt")["iteration"]  # whole, and where the run stood
         assert saved >= 8 and saved % 4 == 0

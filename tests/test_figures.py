@@ -6,20 +6,20 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from helpers.cases import mean_dice, pick_cases, show_cases
-from helpers.data_plots import (
+from helpers.core.errors import KitError
+from helpers.data.inspection import inspect_dataset
+from helpers.data.predecessor import CT_WINDOW
+from helpers.data.resample import ResampleSettings, read_manifest, resample_dataset
+from helpers.data.spider import scan_dataset
+from helpers.evaluation.evaluate import reference_structures
+from helpers.figures.dataset import (
     MAPPED_BELOW,
     convention_examples,
     plot_grids,
     plot_intensities,
     plot_spacing_intensity,
 )
-from helpers.errors import KitError
-from helpers.evaluate import reference_structures
-from helpers.inspection import inspect_dataset
-from helpers.resample import ResampleSettings, read_manifest, resample_dataset
-from helpers.seed import CT_WINDOW
-from helpers.spider import scan_dataset
+from helpers.figures.gallery import mean_dice, pick_cases, show_cases
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers import labels
+from helpers.data import labels
 
 
 def test_structures_of_spider_values():

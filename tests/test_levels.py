@@ -4,7 +4,7 @@ where it does not; on the real samples' reference masks, whose lowest disc sits 
 import numpy as np
 import SimpleITK as sitk
 
-from helpers.levels import disc_level, name_levels, vertebra_level
+from helpers.evaluation.levels import disc_level, name_levels, vertebra_level
 
 
 def test_levels_named_from_the_sacrum_up():
@@ -43,8 +43,8 @@ def test_each_instance_found_renumbered_merged_or_missed():
     disc 202 left out (missed), vertebra 3 called 4 (renumbered), disc 201 and the canal right (found)."""
     import pandas as pd
 
-    from helpers.challenge import score_instances
-    from helpers.levels import instance_rows, level_table, worst_instances
+    from helpers.evaluation.challenge import score_instances
+    from helpers.evaluation.levels import instance_rows, level_table, worst_instances
 
     layout = [(1, 0, 4), (201, 4, 6), (2, 6, 10), (202, 10, 12), (3, 12, 16)]
     reference = _boxes((16, 16, 16), layout)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers.runner import course_notebooks, run_notebooks
+from helpers.course.runner import course_notebooks, run_notebooks
 from tools.links import SETUP_CELL, repository_url
 
 from .conftest import tree_digest
@@ -85,7 +85,8 @@ def test_setup_on_colab_puts_runs_on_drive_and_data_on_the_runtime(tmp_path):
     (fake / "google" / "colab" / "__init__.py").write_text("")
     (fake / "google" / "colab" / "drive.py").write_text(
         "import os\ndef mount(path):\n    open(os.environ['MOUNT_LOG'], 'w').write(path)\n")
-    code = ("import sys, google.colab\nfrom helpers import paths\nfrom helpers.notebook import setup\nsetup()\n"
+    code = ("import sys, google.colab\nfrom helpers.core import paths\n"
+            "from helpers.course.notebook_setup import setup\nsetup()\n"
             "layout = paths.run_layout()\nprint('OUT', layout.root)\nprint('PREP', layout.prep)\n"
             "print('DATA', paths.synthetic_data_dir())\n")
     env = {**os.environ, "PYTHONPATH": str(fake), "MOUNT_LOG": str(tmp_path / "mounted"),
@@ -100,7 +101,7 @@ def test_setup_on_colab_puts_runs_on_drive_and_data_on_the_runtime(tmp_path):
 
 
 def test_each_notebook_gets_only_the_parameters_it_declares():
-    from helpers.runner import course_notebooks, notebook_parameters
+    from helpers.course.runner import course_notebooks, notebook_parameters
 
     book = course_notebooks(["03"])[0]
     given = {"profile": "smoke", "run_dir": "/tmp/run", "data_dir": "", "mode": "fixed_size", "part": "test"}

@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from helpers import plan as plan_module
-from helpers.datalist import write_datalist
-from helpers.errors import KitError
-from helpers.resample import ResampleSettings, resample_dataset
-from helpers.train import TrainConfig, plan_for, train
+from helpers.core.errors import KitError
+from helpers.data.datalist import write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
+from helpers.training import plan as plan_module
+from helpers.training.loop import TrainConfig, plan_for, train
 
 
 @pytest.fixture(scope="module")

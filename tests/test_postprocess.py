@@ -1,7 +1,7 @@
 import numpy as np
 
-from helpers.labels import CANAL, DISC, VERTEBRA
-from helpers.postprocess import chosen_cleanup, cleanup
+from helpers.data.labels import CANAL, DISC, VERTEBRA
+from helpers.training.postprocess import chosen_cleanup, cleanup
 
 
 def spine_with_specks() -> np.ndarray:

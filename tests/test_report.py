@@ -1,10 +1,10 @@
-"""The report's text follows the run's own config (helpers/report.py), whatever the recipe."""
+"""The report's text follows the run's own config (helpers/course/report.py), whatever the recipe."""
 
 from dataclasses import asdict
 
-from helpers.report import _fmt_number, preprocessing_lines
-from helpers.resample import ResampleSettings
-from helpers.seed import SEED_PREPROCESSING
+from helpers.course.report import _fmt_number, preprocessing_lines
+from helpers.data.predecessor import SEED_PREPROCESSING
+from helpers.data.resample import ResampleSettings
 
 
 def test_preprocessing_text_follows_the_config():
@@ -22,7 +22,7 @@ def test_one_number_is_rounded():
 
 
 def test_html_renders_the_report_markdown():
-    from helpers.report import _html
+    from helpers.course.report import _html
 
     page = _html("# Results\n\n> **Synthetic data.** a <b>note</b>\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\n"
                  "![curves](figures/curves.png)\n\n- one\n- two\n")
@@ -59,7 +59,7 @@ def _fake_run(root, synthetic=True):
 
 
 def test_report_from_a_run_folder(tmp_path):
-    from helpers.report import build_report
+    from helpers.course.report import build_report
 
     readme = build_report(_fake_run(tmp_path), tmp_path / "report")
     text = readme.read_text()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.axes import CANONICAL_ORIENTATION, canonical_values, numpy_order, to_canonical
-from helpers.errors import KitError
-from helpers.resample import (
+from helpers.core.errors import KitError
+from helpers.data.axes import CANONICAL_ORIENTATION, canonical_values, numpy_order, to_canonical
+from helpers.data.resample import (
     ResampleSettings,
     choose_spacing,
     header_spacing,
@@ -19,7 +19,7 @@ from helpers.resample import (
     resample_dataset,
     to_original_grid,
 )
-from helpers.spider import read_series, scan_dataset
+from helpers.data.spider import read_series, scan_dataset
 
 from .conftest import break_values, tree_digest
 
@@ -97,7 +97,7 @@ def test_instances_keep_spider_values(small_dataset, tmp_path):
 
 
 def test_the_profiles_inplane_floor_sets_the_grid(small_dataset, tmp_path):
-    from helpers.profiles import PROFILES
+    from helpers.core.profiles import PROFILES
 
     assert PROFILES["smoke"].inplane_mm > PROFILES["gpu"].inplane_mm == PROFILES["full"].inplane_mm == 1.0
     floor = 4.0  # coarser than this small data's 2.95 mm pixels, so the floor decides
@@ -163,7 +163,7 @@ def test_bad_input(dataset_copy, tmp_path):
 def test_bad_values_are_skipped_named_and_never_written(dataset_copy, tmp_path):
     """Series that turn bad after a first resampling: skipped with file and reason, dropped from the
     manifest, listed by the datalist; every training volume written is finite and not constant."""
-    from helpers.datalist import write_datalist
+    from helpers.data.datalist import write_datalist
 
     out = tmp_path / "prep"
     first = resample_dataset(dataset_copy, out, progress=False)
@@ -198,7 +198,7 @@ def test_bad_values_are_skipped_named_and_never_written(dataset_copy, tmp_path):
 
 def test_interrupted_write_leaves_nothing_trusted(small_dataset, tmp_path, monkeypatch):
     """A failure half-way through a series leaves no record, so the rerun redoes that series."""
-    import helpers.resample as rs
+    import helpers.data.resample as rs
 
     out = tmp_path / "prep"
     real_write = rs.write_image_atomic
@@ -232,7 +232,7 @@ def test_source_change_redoes_that_series(dataset_copy, tmp_path):
 
 
 def test_resample_labels_keeps_values_and_an_unchanged_grid():
-    from helpers.resample import resample_labels
+    from helpers.data.resample import resample_labels
 
     arr = np.zeros((6, 20, 20), np.int16)
     arr[2:4, 3:9, 4:16] = 3
@@ -259,7 +259,7 @@ def test_anti_alias_is_sitk_discrete_gaussian():
     """resample_image's Gaussian (scipy, along the coarsened axes) is the filter of sitk.DiscreteGaussian."""
     from scipy import ndimage
 
-    from helpers.resample import anti_alias
+    from helpers.data.resample import anti_alias
 
     arr = ndimage.uniform_filter(np.random.default_rng(0).normal(300, 80, (12, 60, 50)), 3).astype(np.float32)
     image = sitk.GetImageFromArray(arr)
@@ -274,7 +274,7 @@ def test_anti_alias_is_sitk_discrete_gaussian():
 
 def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
     """Inference (evaluate.Predictor) and training data share one path: resample.preprocess."""
-    from helpers.resample import _target_grid, preprocess, resample_image
+    from helpers.data.resample import _target_grid, preprocess, resample_image
 
     out, _ = prepared
     manifest = read_manifest(out)

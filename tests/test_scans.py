@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.datalist import write_datalist
-from helpers.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
-from helpers.errors import DataError
-from helpers.evaluate import predict_file
-from helpers.resample import resample_dataset
-from helpers.scans import read_scan, write_dicom_series
-from helpers.spider import read_series, scan_dataset
-from helpers.train import TrainConfig, train
+from helpers.core.errors import DataError
+from helpers.data.datalist import write_datalist
+from helpers.data.dicom_series import read_scan, write_dicom_series
+from helpers.data.resample import resample_dataset
+from helpers.data.spider import read_series, scan_dataset
+from helpers.evaluation.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
+from helpers.evaluation.evaluate import predict_file
+from helpers.training.loop import TrainConfig, train
 
 
 def scan_like(image: sitk.Image) -> sitk.Image:
@@ -54,7 +54,7 @@ def _scans(small_dataset: Path, real: Path | None) -> dict[str, sitk.Image]:
 
 
 def test_dicom_nifti_and_metaimage_of_one_scan_give_one_mask(run, small_dataset, tmp_path):
-    from helpers.paths import REAL_SAMPLES_DIR
+    from helpers.core.paths import REAL_SAMPLES_DIR
 
     real = REAL_SAMPLES_DIR if (REAL_SAMPLES_DIR / "images").is_dir() else None
     for name, image in _scans(small_dataset, real).items():

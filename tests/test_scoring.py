@@ -8,14 +8,14 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from helpers import surface
-from helpers.challenge import CHALLENGE_METRICS, Instance, instance_kind, scan_metrics
-from helpers.evaluate import score_series
-from helpers.labels import STRUCTURES, to_structures
-from helpers.numbering import to_spider_values
-from helpers.postprocess import cleanup
-from helpers.seed import instance_classes
-from helpers.surface import BorderSet
+from helpers.data.labels import STRUCTURES, to_structures
+from helpers.data.predecessor import instance_classes
+from helpers.evaluation.challenge import CHALLENGE_METRICS, Instance, instance_kind, scan_metrics
+from helpers.evaluation.distances import surface
+from helpers.evaluation.distances.surface import BorderSet
+from helpers.evaluation.evaluate import score_series
+from helpers.evaluation.numbering import to_spider_values
+from helpers.training.postprocess import cleanup
 from tools.bench import bloated, fragmented
 
 from .test_challenge import challenge_by_hand, masks
@@ -188,3 +188,28 @@ def test_a_job_pool_returns_results_in_order_and_passes_errors_on():
             assert [r() for r in results] == [0, 1, 4, 9, 16, 25] and answer() == 3
         with pytest.raises(RuntimeError, match="job failed"), surface.JobPool(threads) as pool:
             pool.submit(fail)()
+
+
+def test_the_plain_distance_engine_gives_the_numbers_of_the_fast_one(small_dataset, monkeypatch):
+    """The fallback named in helpers/evaluation/distances/__init__.py: same figures, whole-image transforms."""
+    from helpers.core.errors import KitError
+    from helpers.evaluation.distances import ENGINE_ENV, engine
+
+    mask = sitk.ReadImage(str(masks(small_dataset)[0]))
+    moved = np.roll(to_structures(sitk.GetArrayFromImage(mask)), (1, 1), (1, 2))
+    predicted = sitk.GetImageFromArray(bloated(moved, np.random.default_rng(5), smooth=1.5))
+    predicted.CopyInformation(mask)
+    rows = {}
+    for name in ("fast", "plain"):
+        monkeypatch.setenv(ENGINE_ENV, name)
+        assert engine() == name
+        rows[name] = score_series(mask, predicted)[0]
+    assert rows["fast"].keys() == rows["plain"].keys()
+    distances = [k for k in rows["fast"] if any(part in k for part in ("hd95", "assd", "ASD"))]
+    assert distances and not all(math.isnan(rows["fast"][k]) for k in distances)
+    for key, value in rows["fast"].items():
+        rel = DISTANCE_REL if key in distances else 1e-12
+        assert rows["plain"][key] == pytest.approx(value, rel=rel, nan_ok=True), key
+    monkeypatch.setenv(ENGINE_ENV, "numba")
+    with pytest.raises(KitError, match="SPIDER_KIT_DISTANCES='numba' is not a distance engine: use one of fast, plain"):
+        engine()

@@ -1,12 +1,12 @@
-"""The seed's recipe (helpers/seed.py): one definition, and every place that compares with it uses it."""
+"""The seed's recipe (helpers/data/predecessor.py): one definition, and every place that compares with it uses it."""
 
 import numpy as np
 import SimpleITK as sitk
 
-from helpers import seed
-from helpers.axes import canonical_values, orientation
-from helpers.resample import ResampleSettings, normalise
-from helpers.spider import scan_dataset
+from helpers.data import predecessor as seed
+from helpers.data.axes import canonical_values, orientation
+from helpers.data.resample import ResampleSettings, normalise
+from helpers.data.spider import scan_dataset
 
 
 def test_recipe_constants():

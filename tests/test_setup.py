@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from helpers.notebook import gpu_check, setup, versions_line
+from helpers.course.notebook_setup import gpu_check, setup, versions_line
 
 
 def test_versions_and_device_in_one_line(capsys):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.errors import DataError
-from helpers.inspection import flagged, inspect_dataset
-from helpers.spider import (
+from helpers.core.errors import DataError
+from helpers.data.inspection import flagged, inspect_dataset
+from helpers.data.spider import (
     canonical_array,
     orientation,
     parse_stem,
@@ -193,7 +193,7 @@ def test_cli_inspect_names_bad_values(bad_values_copy):
 
 
 def test_structure_mask_keeps_the_grid():
-    from helpers.spider import structure_mask
+    from helpers.data.spider import structure_mask
 
     arr = np.array([[[0, 1, 25, 100, 201, 225, 101]]], np.int16)
     mask = sitk.GetImageFromArray(arr)

@@ -3,9 +3,10 @@ import csv
 import numpy as np
 import SimpleITK as sitk
 
-from helpers.labels import is_known
-from helpers.spider import canonical_array, orientation, read_series, scan_dataset
-from helpers.synth import write_dataset
+from helpers.data.axes import orientation
+from helpers.data.labels import is_known
+from helpers.data.spider import canonical_array, read_series, scan_dataset
+from helpers.data.synth import write_dataset
 
 from .conftest import tree_digest
 

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.batches import batch_sources, check_batch
-from helpers.checkpoints import LAST, PREV, kept_checkpoints, load_checkpoint, resume_state, save_last
-from helpers.datalist import load_datalist, write_datalist
-from helpers.errors import DataError
-from helpers.resample import ResampleSettings, resample_dataset
-from helpers.run_log import read_metrics
-from helpers.train import TrainConfig, TrainingDiverged, train
+from helpers.core.errors import DataError
+from helpers.data.datalist import load_datalist, write_datalist
+from helpers.data.resample import ResampleSettings, resample_dataset
+from helpers.training.batch_guard import batch_sources, check_batch
+from helpers.training.checkpoints import LAST, PREV, kept_checkpoints, load_checkpoint, resume_state, save_last
+from helpers.training.loop import TrainConfig, TrainingDiverged, train
+from helpers.training.run_log import read_metrics
 
 from .conftest import tree_digest
 
@@ -43,8 +43,8 @@ def _cmd(datalist, out, iterations, val_every):
 @pytest.fixture(scope="module")
 def smoke_scale_datalist(tmp_path_factory):
     """Synthetic patients as the smoke profile makes and resamples them, the data its recipe is made for."""
-    from helpers.profiles import get_profile
-    from helpers.synth import write_dataset
+    from helpers.core.profiles import get_profile
+    from helpers.data.synth import write_dataset
 
     root = tmp_path_factory.mktemp("smoke_scale")
     data = write_dataset(root / "data", cases=5, seed=3, scale=get_profile("smoke").synth_scale, progress=False)
@@ -179,9 +179,9 @@ def _loader(datalist_path, part: str):
     """The training code's own transforms and MONAI's loader, as train() builds them."""
     from monai.data import DataLoader, Dataset
 
-    from helpers.models import monai_order
-    from helpers.profiles import get_profile
-    from helpers.transforms import transforms
+    from helpers.core.profiles import get_profile
+    from helpers.data.axes import monai_order
+    from helpers.training.transforms import transforms
 
     patch = monai_order(get_profile("smoke").patch_size)
     items = load_datalist(datalist_path)[part]
@@ -282,8 +282,8 @@ def test_no_readable_checkpoint_says_which_and_what_to_do(tmp_path):
 
 
 def test_seed_classes_map_to_structures():
-    from helpers.seed import seed_class_lut, seed_class_structures
-    from helpers.transforms import _SeedClasses
+    from helpers.data.predecessor import seed_class_lut, seed_class_structures
+    from helpers.training.transforms import _SeedClasses
 
     label = torch.tensor([[0, 1, 9, 10, 100, 201, 209, 210, 25]])
     classes = _SeedClasses()(label)
@@ -293,8 +293,8 @@ def test_seed_classes_map_to_structures():
 
 
 def _centre_classes(datalist, class_ratios, draws=12):
-    from helpers.models import monai_order
-    from helpers.transforms import transforms
+    from helpers.data.axes import monai_order
+    from helpers.training.transforms import transforms
 
     data = load_datalist(datalist)
     chain = transforms(monai_order((16, 32, 32)), 4, True, class_ratios=class_ratios)
@@ -325,8 +325,8 @@ def test_divergence_message_names_only_checkpoints_that_exist(tmp_path):
 
 # ---------------------------------------------------------------- the pieces train() is made of
 def test_instance_labels_decide_the_classes():
-    from helpers.seed import seed_class_structures
-    from helpers.transforms import class_structures, instance_labels
+    from helpers.data.predecessor import seed_class_structures
+    from helpers.training.transforms import class_structures, instance_labels
 
     assert instance_labels({"labels": "instances"}) and not instance_labels({"labels": "structures"})
     assert not instance_labels({})
@@ -335,8 +335,8 @@ def test_instance_labels_decide_the_classes():
 
 
 def test_preview_patches_hold_the_classes_training_sees(small_dataset, datalist, tmp_path):
-    from helpers.profiles import get_profile
-    from helpers.train import preview_patches
+    from helpers.core.profiles import get_profile
+    from helpers.training.loop import preview_patches
 
     resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(labels="instances"), progress=False)
     write_datalist(tmp_path / "prep", tmp_path / "instances.json")
@@ -355,7 +355,7 @@ def test_rng_state_round_trips_and_the_data_seed_follows_position():
     import io
     import random
 
-    from helpers.rng import data_seed, rng_state, set_rng_state
+    from helpers.training.random_state import data_seed, rng_state, set_rng_state
 
     state = rng_state()
     first = (torch.rand(3), np.random.rand(3), random.random())
@@ -369,7 +369,7 @@ def test_rng_state_round_trips_and_the_data_seed_follows_position():
 
 
 def test_run_log_averages_losses_and_trims_on_resume(tmp_path):
-    from helpers.run_log import RunLog, trim_metrics
+    from helpers.training.run_log import RunLog, trim_metrics
 
     log = RunLog(tmp_path)
     for value in (1.0, 3.0):
@@ -394,7 +394,7 @@ def test_run_log_averages_losses_and_trims_on_resume(tmp_path):
 
 
 def test_one_process_needs_no_process_group(monkeypatch, capsys):
-    from helpers.distributed import Processes
+    from helpers.training.distributed import Processes
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     procs = Processes.start()
@@ -411,8 +411,8 @@ def test_one_process_needs_no_process_group(monkeypatch, capsys):
 def test_a_changed_recipe_does_not_resume_into_the_old_run(datalist, tmp_path):
     from dataclasses import asdict
 
-    from helpers.errors import KitError
-    from helpers.train import _with_data
+    from helpers.core.errors import KitError
+    from helpers.training.loop import _with_data
 
     config, _ = _with_data(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=2))
     (tmp_path / "run").mkdir()

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from helpers.labels import FOREGROUND, STRUCTURE_COLOURS
-from helpers.notebook import HEADLESS_ENV
-from helpers.spider import read_series, scan_dataset
-from helpers.viewer3d import choose_viewer, label_colormap, show_3d, structure_mask
+from helpers.core.runtime import HEADLESS_ENV
+from helpers.data.labels import FOREGROUND, STRUCTURE_COLOURS
+from helpers.data.spider import read_series, scan_dataset
+from helpers.figures.viewer3d import choose_viewer, label_colormap, show_3d, structure_mask
 
 HAS_NIIVUE = importlib.util.find_spec("ipyniivue") is not None
 
 
 def test_headless_run_imports_no_viewer():
-    code = ("import sys\nfrom helpers.viewer3d import show_3d\nimport SimpleITK as sitk\n"
+    code = ("import sys\nfrom helpers.figures.viewer3d import show_3d\nimport SimpleITK as sitk\n"
             "print(show_3d(sitk.Image(4, 4, 4, sitk.sitkFloat32)))\n"
             "print('ipyniivue' in sys.modules, 'itkwidgets' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

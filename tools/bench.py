@@ -23,10 +23,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from helpers.axes import monai_order
-from helpers.files import write_text_atomic
-from helpers.paths import EvalFiles, RunFiles
-from helpers.profiles import get_profile
+from helpers.core.atomic import write_text_atomic
+from helpers.core.paths import EvalFiles, RunFiles
+from helpers.core.profiles import get_profile
+from helpers.data.axes import monai_order
 from tools.bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
 
 
@@ -58,9 +58,9 @@ def _with_peak(fn, *args):
 
 # ---------------------------------------------------------------- preprocessing
 def bench_preprocessing(tmp: Path, patients: int) -> dict:
-    from helpers.resample import resample_dataset
-    from helpers.seed import seed_style_preprocess
-    from helpers.synth import write_dataset
+    from helpers.data.predecessor import seed_style_preprocess
+    from helpers.data.resample import resample_dataset
+    from helpers.data.synth import write_dataset
 
     t0 = time.perf_counter()
     data = write_dataset(tmp / "spider_sized", cases=patients, seed=11, scale=1.0, progress=False)
@@ -80,7 +80,7 @@ def bench_preprocessing(tmp: Path, patients: int) -> dict:
     seed_style_preprocess(data, tmp / "seed_prep")
     out["seed_series_per_s"] = n / (time.perf_counter() - t0)
     out["ratio_2w_vs_seed"] = out["kit_series_per_s_2w"] / out["seed_series_per_s"]
-    from helpers.resample import read_manifest
+    from helpers.data.resample import read_manifest
 
     out["kit_output_voxels_millions"] = float(np.median([np.prod(r["resampled"]["size"])
                                                          for r in read_manifest(tmp / "prep_w1")["series"]]) / 1e6)
@@ -90,10 +90,10 @@ def bench_preprocessing(tmp: Path, patients: int) -> dict:
 
 # ---------------------------------------------------------------- data path, steps, inference
 def _smoke_data(tmp: Path) -> Path:
-    from helpers.datalist import write_datalist
-    from helpers.profiles import get_profile
-    from helpers.resample import resample_dataset
-    from helpers.synth import write_dataset
+    from helpers.core.profiles import get_profile
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import resample_dataset
+    from helpers.data.synth import write_dataset
 
     p = get_profile("smoke")
     data = tmp / "smoke_data"
@@ -107,8 +107,8 @@ def _smoke_data(tmp: Path) -> Path:
 def _loader(datalist: Path, patch, batch_size: int):
     from monai.data import CacheDataset, DataLoader
 
-    from helpers.datalist import load_datalist
-    from helpers.transforms import transforms
+    from helpers.data.datalist import load_datalist
+    from helpers.training.transforms import transforms
 
     items = load_datalist(datalist)["training"]
     ds = CacheDataset(items, transforms(patch, 2, True), cache_rate=1.0, progress=False)
@@ -120,7 +120,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
     import torch
     from monai.losses import DiceCELoss
 
-    from helpers.models import build_model, parameter_count
+    from helpers.training.models import build_model, parameter_count
 
     patch = monai_order(patch_canonical)
     loader = _loader(Path(datalist), patch, 2)
@@ -148,7 +148,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
 
 
 def inference_worker(run_dir: str, images: list[str]) -> dict:
-    from helpers.evaluate import Predictor
+    from helpers.evaluation.evaluate import Predictor
 
     predictor = Predictor(run_dir)
     times = []
@@ -165,9 +165,9 @@ def inference_worker(run_dir: str, images: list[str]) -> dict:
 
 def _recipe(name: str):
     """(preprocessing settings, training options) of the kit's recipe or the seed's (same model size)."""
-    from helpers.profiles import PROFILES
-    from helpers.resample import ResampleSettings
-    from helpers.seed import SEED_PREPROCESSING, SEED_TRAINING
+    from helpers.core.profiles import PROFILES
+    from helpers.data.predecessor import SEED_PREPROCESSING, SEED_TRAINING
+    from helpers.data.resample import ResampleSettings
 
     if name == "kit":  # the smoke profile's grid and recipe
         return ResampleSettings(min_inplane_mm=PROFILES["smoke"].inplane_mm), {}
@@ -176,8 +176,8 @@ def _recipe(name: str):
 
 def _prepare(tmp: Path, data: Path, recipe: str) -> Path:
     """Resample `data` the recipe's way; returns its datalist (SPIDER's subsets: test = official validation)."""
-    from helpers.datalist import write_datalist
-    from helpers.resample import resample_dataset
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import resample_dataset
 
     prep = tmp / f"{data.name}_{recipe}_prep"
     resample_dataset(data, prep, _recipe(recipe)[0], progress=False)
@@ -201,9 +201,9 @@ def _leave_one_out(datalist: Path) -> list[Path]:
 def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> dict:
     """Train a recipe for about `budget_s` seconds (iterations from a measured 10-step run), then score the
     datalist's test part the kit's way (Dice per structure, original grid)."""
-    from helpers.evaluate import evaluate
-    from helpers.run_log import read_metrics
-    from helpers.train import TrainConfig, train
+    from helpers.evaluation.evaluate import evaluate
+    from helpers.training.loop import TrainConfig, train
+    from helpers.training.run_log import read_metrics
 
     options = _recipe(recipe)[1]
     calibration = run_dir.with_name(run_dir.name + "_calibration")
@@ -222,7 +222,7 @@ def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> di
 def bench_quality(tmp: Path, budget_s: float, real_samples: Path | None, patients: int = 6) -> dict:
     """The kit's recipe against the seed's at equal wall time: synthetic data at SPIDER's real sizes, and
     the real samples (train on three, test on the fourth, each in turn)."""
-    from helpers.synth import write_dataset
+    from helpers.data.synth import write_dataset
 
     data = write_dataset(tmp / "real_size", cases=patients, seed=5, scale=1.0, progress=False)
     out = {"budget_s": budget_s, "model": "unetr (smoke size) for both", "synthetic": {}, "real_samples": {}}
@@ -273,8 +273,8 @@ def bloated(structures: np.ndarray, rng: np.random.Generator, share: float = 0.5
 
 def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
     """Reference masks of real-sized series: the real samples where present, else synthetic ones at full size."""
-    from helpers.paths import REAL_SAMPLES_DIR
-    from helpers.synth import write_dataset
+    from helpers.core.paths import REAL_SAMPLES_DIR
+    from helpers.data.synth import write_dataset
 
     real = sorted((REAL_SAMPLES_DIR / "masks").glob("*.mha"))
     if real:
@@ -290,10 +290,10 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
     a scattered one (1 % stray voxels), a bloated one (half the volume painted with blobs of random structures)
     and the own prediction of each model in `run_dirs` ("smoke model, N iterations"); and the challenge's figures
     of the references against their own renumbered structures (what numbering costs)."""
-    from helpers.evaluate import Predictor, evaluate_series
-    from helpers.labels import to_structures
-    from helpers.numbering import numbering_cost
-    from helpers.spider import read_image
+    from helpers.data.labels import to_structures
+    from helpers.data.spider import read_image
+    from helpers.evaluation.evaluate import Predictor, evaluate_series
+    from helpers.evaluation.numbering import numbering_cost
 
     source, paths = _scoring_series(tmp)
     rng = np.random.default_rng(0)
@@ -337,9 +337,9 @@ QUICK_SECTIONS = ("preprocessing", "training", "scoring")  # a few minutes on 2 
 
 def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
     """The gpu profile's plan, the cache it sizes filled for real, and a short run of its own code."""
-    from helpers.plan import voxels
-    from helpers.train import TrainConfig, _training_chain, _with_data, plan_for, train
-    from helpers.transforms import cached_dataset
+    from helpers.training.loop import TrainConfig, _training_chain, _with_data, plan_for, train
+    from helpers.training.plan import voxels
+    from helpers.training.transforms import cached_dataset
 
     config = TrainConfig(datalist, run_dir, profile="gpu", max_iterations=iterations, val_every=iterations)
     plan = plan_for(config)
@@ -363,9 +363,9 @@ def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
 def bench_class(tmp: Path, quick: bool) -> dict:
     """The real class rehearsed on this machine: SPIDER-sized synthetic series prepared on the gpu profile's 1 mm
     grid (time, disk), then the gpu profile's plan against what its run measures (cache, disk, time, memory)."""
-    from helpers.datalist import write_datalist
-    from helpers.resample import ResampleSettings, resample_dataset
-    from helpers.synth import write_dataset
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import ResampleSettings, resample_dataset
+    from helpers.data.synth import write_dataset
 
     data = tmp / "spider_sized"
     if not (data / "overview.csv").is_file():
@@ -385,7 +385,7 @@ def bench_class(tmp: Path, quick: bool) -> dict:
 
 def bench_training(tmp: Path, quick: bool) -> list[dict]:
     """Seconds per training step, loader wait and peak memory of the smoke patch for a few networks."""
-    from helpers.profiles import SEED_UNETR, SMALL_UNETR
+    from helpers.core.profiles import SEED_UNETR, SMALL_UNETR
 
     datalist = str(_smoke_data(tmp))
     patch = get_profile("smoke").patch_size
@@ -401,7 +401,7 @@ def bench_training(tmp: Path, quick: bool) -> list[dict]:
 
 def bench_course(tmp: Path) -> tuple[dict, dict]:
     """The whole course headless (smoke profile) with its test Dice, then inference with its model."""
-    from helpers.runner import run_notebooks
+    from helpers.course.runner import run_notebooks
 
     t0 = time.perf_counter()
     timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
@@ -417,7 +417,7 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
     """Measure the sections in `only` (all by default); sections measured before stay in benchmarks.json.
     `scoring` scores the predictions of each run in `run` (default: the course run's model when `course` runs
     too)."""
-    from helpers.paths import ROOT
+    from helpers.core.paths import ROOT
 
     out = Path(out)
     sections = list(only or (QUICK_SECTIONS if quick else SECTIONS))
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from helpers.errors import KitError
+    from helpers.core.errors import KitError
 
     p = argparse.ArgumentParser(prog="python -m tools.bench", description="measure speed and quality beside the "
                                 "seed's recipe (figures, not tests)")
@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "class (the others keep their figures already in OUT/benchmarks.json)")
     args = p.parse_args(argv)
     if args.out is None:
-        from helpers.paths import REPORT_DIR, output_dir
+        from helpers.core.paths import REPORT_DIR, output_dir
 
         args.out = output_dir() / "bench-quick" if args.quick and not args.only else REPORT_DIR
     try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from helpers import seed
-from helpers.axes import numpy_order
+from helpers.data import predecessor
+from helpers.data.axes import numpy_order
 
 RECIPES = ("kit", "seed")  # the two recipes the bench compares
 TARGETS = {"course_seconds": 300, "course_dice": 0.8, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,
@@ -75,7 +75,7 @@ def _quality(q: dict) -> list[str]:
              "Each recipe first runs 10 iterations to measure its speed, then trains for as many iterations as fit "
              "in the budget (cosine schedule over them), and is scored the kit's way: Dice per structure, "
              "background excluded, on each test series' original grid. Kit: spacing-aware resampling, per-image "
-             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: " + seed.describe()
+             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: " + predecessor.describe()
              + ", whole volumes as patches.", "",
              "| data | recipe | iterations | vertebra | disc | canal |", "| --- | --- | --- | --- | --- | --- |"]
     for where, label in (("synthetic", "synthetic, SPIDER's real sizes (test = official-validation patients)"),
@@ -118,7 +118,7 @@ def _scoring_markdown(s: dict) -> str:
               "profile on synthetic data predicts on these series (`--run RUN`, repeatable; the course's model in the full "
               "benchmark).", "",
               "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
-              "kit (`helpers.numbering`), and scored against itself the challenge's way (mean over series):", "",
+              "kit (`helpers.evaluation.numbering`), and scored against itself the challenge's way (mean over series):", "",
               "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",
               "| --- | --- | --- | --- | --- |",
               "| " + " | ".join(f"{s['numbering_cost'][k]['mean']:.4f}" for k in (
@@ -161,7 +161,7 @@ def to_markdown(r: dict) -> str:
                   f"{p['series']} series, median {p['median_voxels_millions']:.1f} M voxels.", "",
                   "| pipeline | series per second |", "| --- | --- |",
                   f"| kit, 1 worker | {p['kit_series_per_s_1w']:.2f} |", f"| kit, 2 workers | {p['kit_series_per_s_2w']:.2f} |",
-                  f"| seed-style (1 process, fixed {'x'.join(map(str, seed.SEED_FIXED_SIZE))}, no anti-aliasing) "
+                  f"| seed-style (1 process, fixed {'x'.join(map(str, predecessor.SEED_FIXED_SIZE))}, no anti-aliasing) "
                   f"| {p['seed_series_per_s']:.2f} |",
                   f"| kit rerun, nothing to do | {p['series'] / max(p['kit_rerun_seconds'], 1e-6):.0f} ({p['kit_rerun_seconds']:.2f} s) |", ""]
     if "training" in r:

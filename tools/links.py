@@ -10,8 +10,8 @@ import re
 import nbformat
 import tomllib
 
-from helpers.files import write_text_atomic
-from helpers.paths import NOTEBOOK_DIR, ROOT
+from helpers.core.atomic import write_text_atomic
+from helpers.core.paths import NOTEBOOK_DIR, ROOT
 
 SETUP_TAG = "setup"
 SETUP_CELL = '''# Setup: on Google Colab this fetches and installs the kit; locally and headless it does nothing.
@@ -28,7 +28,7 @@ if ON_COLAB and not os.path.isdir("/content/kit"):
 if ON_COLAB:
     sys.path.insert(0, "/content/kit")
     os.chdir("/content/kit/notebooks")
-from helpers.notebook import setup
+from helpers import setup
 setup()'''
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"

@@ -1,0 +1,11 @@
+"""The evaluation stage: predict with a trained run, score it as the SPIDER challenge does, hand it on (06, 07).
+
+- `evaluate`     prediction on each series' own grid, and the evaluation of a part (`evaluate`, `Evaluation`)
+- `dice`         Dice from one joint histogram; the predecessor's number (`seed_style_score`)
+- `challenge`    the challenge's instance scoring, as its public code computes it, and a corrected variant
+- `numbering`    a structure map numbered into SPIDER's instance values
+- `levels`       levels by name (L5, L4/L5, ...) and what was found, missed or merged, level by level
+- `distances/`   the surface-distance engine behind the challenge's ASD (fast; a plain method to fall back on)
+- `dicom_seg`    a prediction on a DICOM series as DICOM SEG (07)
+- `bundle`       a trained run as a MONAI bundle that runs without the kit (07)
+"""
