@@ -30,7 +30,7 @@ EXPORTS: dict[str, str] = {
     "run_layout": "core.paths", "get_profile": "core.profiles", "write_text_atomic": "core.atomic",
     "headless": "core.runtime",
     # data
-    "orientation": "data.axes", "monai_order": "data.axes",
+    "orientation": "data.axes",
     "scan_dataset": "data.spider", "read_series": "data.spider", "file_orientation": "data.spider",
     "FOREGROUND": "data.labels", "STRUCTURES": "data.labels", "label_name": "data.labels",
     "structure_of": "data.labels",

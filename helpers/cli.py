@@ -216,7 +216,7 @@ def _data_commands(sub) -> None:
     p.add_argument("data_dir", type=Path, nargs="?", help=COURSE_DEFAULT)
     p.add_argument("--out", type=Path, help="output folder, outside the raw data (default: the course's prep/)")
     p.add_argument("--mode", choices=["spacing", "fixed_size"], default="spacing")
-    p.add_argument("--spacing", help="LR,SI,AP in mm (default: chosen from the data)")
+    p.add_argument("--spacing", help="AP,SI,LR in mm, the kit's axis order (default: chosen from the data)")
     p.add_argument("--profile", choices=list(PROFILES),
                    help="the profile to train with (default: the course's): its in-plane grid floor (" + ", ".join(
                        f"{p.name} {p.inplane_mm:g} mm" for p in PROFILES.values()) + ")")

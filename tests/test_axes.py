@@ -6,19 +6,18 @@ import SimpleITK as sitk
 
 from helpers.data.axes import (
     AP,
-    CANONICAL_AXES,
+    ARRAY_AXES,
+    AXES,
     CANONICAL_ORIENTATION,
     LR,
-    MONAI_AXES,
     SI,
+    array_to_network,
+    axis_index,
     axis_names,
+    by_axis,
     canonical_grid,
-    canonical_to_monai,
     canonical_values,
-    in_monai_order,
-    monai_axis,
-    monai_order,
-    monai_to_canonical,
+    network_to_array,
     numpy_order,
     orientation,
     reorder,
@@ -42,35 +41,34 @@ SPACING = {LR: 3.3, SI: 0.5, AP: 0.7}
 ORIENTATIONS = ("LPS", "PIR", "ASL")  # SPIDER's two, and an oblique-free third that permutes every axis
 
 
-def test_the_two_orders():
+def test_one_order_for_values_and_numpy_s_for_arrays():
     assert CANONICAL_ORIENTATION == "PIR"
-    assert CANONICAL_AXES == (LR, SI, AP) and MONAI_AXES == (AP, SI, LR)
+    assert AXES == (AP, SI, LR) == axis_names(CANONICAL_ORIENTATION) and ARRAY_AXES == (LR, SI, AP)
     assert axis_names("LPS") == (LR, AP, SI) and axis_names("ASL") == (AP, SI, LR) and axis_names("rai") == (LR, AP, SI)
-    assert monai_order((32, 128, 96)) == (96, 128, 32) and all(type(v) is int for v in monai_order([1.0, 2.0, 3.0]))
-    assert monai_axis(LR) == 2 and monai_axis(SI) == 1 and monai_axis(AP) == 0
-    assert in_monai_order({LR: 0.2, SI: 0.05, AP: 0.01}) == (0.01, 0.05, 0.2)
+    assert axis_index(LR) == 2 and axis_index(SI) == 1 and axis_index(AP) == 0
+    assert by_axis({LR: 0.2, SI: 0.05, AP: 0.01}) == (0.01, 0.05, 0.2)
     assert numpy_order((1, 2, 3)) == (3, 2, 1) and sitk_order(numpy_order((1, 2, 3))) == (1, 2, 3)
     assert reorder((1, 2, 3), (LR, SI, AP), (SI, AP, LR)) == (2, 3, 1)
     for bad in ("LPX", "LLS", "LP"):
         with pytest.raises(ValueError):
             axis_names(bad)
     with pytest.raises(ValueError):
-        reorder((1, 2), (LR, SI, AP), MONAI_AXES)
+        reorder((1, 2), (LR, SI, AP), AXES)
 
 
-def test_arrays_between_canonical_and_monai_order():
-    canonical = np.arange(5 * 13 * 9).reshape(5, 13, 9)  # (LR, SI, AP)
-    monai = canonical_to_monai(canonical)
-    assert monai.shape == monai_order(canonical.shape) == (9, 13, 5) and monai.flags["C_CONTIGUOUS"]
-    assert monai[2, 7, 3] == canonical[3, 7, 2]
-    assert np.array_equal(monai_to_canonical(monai), canonical)
+def test_arrays_between_numpy_and_the_network():
+    array = np.arange(5 * 13 * 9).reshape(5, 13, 9)  # a canonical array: (LR, SI, AP)
+    network = array_to_network(array)
+    assert network.shape == sitk_order(array.shape) == (9, 13, 5) and network.flags["C_CONTIGUOUS"]
+    assert network[2, 7, 3] == array[3, 7, 2]
+    assert np.array_equal(network_to_array(network), array)
 
 
 def _written(tmp_path, orient: str) -> sitk.Image:
     """An LPS image with the anatomy above, reoriented to `orient`, written to disk and read back."""
     lps = sitk.GetImageFromArray(np.random.default_rng(0).random(numpy_order(stored_values(
-        [SIZE[a] for a in CANONICAL_AXES], "LPS"))).astype(np.float32))
-    lps.SetSpacing(stored_values([SPACING[a] for a in CANONICAL_AXES], "LPS"))
+        [SIZE[a] for a in AXES], "LPS"))).astype(np.float32))
+    lps.SetSpacing(stored_values([SPACING[a] for a in AXES], "LPS"))
     lps.SetOrigin((10.0, -20.0, 30.0))
     image = sitk.DICOMOrient(lps, orient)
     path = tmp_path / "images" / f"1_{'t1' if orient == 'LPS' else 't2' if orient == 'PIR' else 't2_SPACE'}.mha"
@@ -84,19 +82,19 @@ def test_sizes_and_spacings_in_order_per_axis(tmp_path, orient):
     path = _written(tmp_path, orient)
     image = read_image(path)
     assert orientation(image) == file_orientation(path) == orient
-    expected_size = tuple(SIZE[a] for a in CANONICAL_AXES)
-    expected_spacing = tuple(SPACING[a] for a in CANONICAL_AXES)
-    # stored order differs per orientation; the canonical order is the same for all of them
+    expected_size = tuple(SIZE[a] for a in AXES)
+    expected_spacing = tuple(SPACING[a] for a in AXES)
+    # stored order differs per orientation; the kit's order (AP, SI, LR) is the same for all of them
     assert canonical_values(image.GetSize(), orient) == expected_size
     assert stored_values(expected_size, orient) == image.GetSize()
-    assert canonical_spacing(image) == pytest.approx(expected_spacing)
     assert header_spacing(path) == pytest.approx(expected_spacing)
-    canon = canonical_array(image)
-    assert canon.shape == expected_size
-    assert canonical_to_monai(canon).shape == monai_order(expected_size)
+    canon = canonical_array(image)  # numpy's order: (LR, SI, AP)
+    assert canon.shape == tuple(SIZE[a] for a in ARRAY_AXES) == numpy_order(expected_size)
+    assert canonical_spacing(image) == pytest.approx(tuple(SPACING[a] for a in ARRAY_AXES))
+    assert array_to_network(canon).shape == expected_size
     row = inspect_series(scan_dataset(tmp_path).series[0])
-    assert row["shape (LR, SI, AP)"] == "x".join(map(str, expected_size))
-    assert (row["spacing LR mm"], row["spacing SI mm"], row["spacing AP mm"]) == pytest.approx(expected_spacing)
+    assert row["shape (AP, SI, LR)"] == "x".join(map(str, expected_size))
+    assert (row["spacing AP mm"], row["spacing SI mm"], row["spacing LR mm"]) == pytest.approx(expected_spacing)
 
 
 def test_same_voxel_in_every_orientation(tmp_path):

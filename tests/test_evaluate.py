@@ -192,7 +192,6 @@ def _predict(image, run, out):
 
 
 def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_path):
-    from helpers.data.axes import monai_order
     from helpers.training.models import build_model
 
     run = Path(shutil.copytree(trained / "run", tmp_path / "run"))
@@ -209,7 +208,7 @@ def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_p
         assert f"{best}: is damaged" in cli.stderr and "to use checkpoint_last.pt instead" in cli.stderr
     assert not (tmp_path / "p.mha").exists()
     config = json.loads((run / "config.json").read_text())
-    patch = monai_order(config["patch_size"])
+    patch = tuple(config["patch_size"])
     others = {"another number of classes": build_model("unetr", patch, config["model_options"], out_channels=20),
               "another model": build_model("unet", patch)}
     for what, model in others.items():

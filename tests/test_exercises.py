@@ -121,7 +121,7 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
         "02.1": min(medians, key=medians.get),
         "02.2": round(9 / min(medians.values())),
         "02.3": conventions.count(False),
-        "03.1": [float(v) for v in reversed(prep.spacing[0].split("x"))],
+        "03.1": [float(v) for v in prep.spacing[0].split("x")],  # the resampled grid's index order: (AP, SI, LR)
         "03.2": fixed.spacing.map(lambda s: tuple(round(float(v), 2) for v in s.split("x"))).nunique(),
         "03.3": sorted(label_values),
         "04.1": len({i["patient"] for i in datalist["test"]}),
@@ -136,7 +136,7 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
         "06.4": missed_or_merged_by_hand(data, train / "eval" / "test" / "predictions"),
         "07.1": len(__import__("highdicom").seg.segread(str(root / "your_scan" / "prediction.dcm")).segment_numbers),
         "07.2": "models/model.pt",
-        "07.3": list(reversed(json.loads((train / "config.json").read_text())["patch_size"])),  # MONAI's axis order
+        "07.3": json.loads((train / "config.json").read_text())["patch_size"],  # the kit's order is the network's
     }
 
 

@@ -8,12 +8,12 @@ from helpers.data.resample import ResampleSettings
 
 
 def test_preprocessing_text_follows_the_config():
-    kit = "\n".join(preprocessing_lines({**asdict(ResampleSettings()), "spacing": (3.3, 1.0, 1.0)}))
-    assert "spacing 3.3 x 1 x 1 mm (LR x SI x AP)" in kit and "(no CT window)" in kit
+    kit = "\n".join(preprocessing_lines({**asdict(ResampleSettings()), "spacing": (1.0, 1.0, 3.3)}))
+    assert "spacing 1 x 1 x 3.3 mm (AP x SI x LR)" in kit and "(no CT window)" in kit
     assert "0 background, 1 vertebra, 2 disc, 3 canal" in kit and "reorientation to PIR" in kit
     seed = "\n".join(preprocessing_lines(asdict(ResampleSettings(**SEED_PREPROCESSING))))
     assert "no CT window" not in seed and "CT window [-1000, 3096]" in seed
-    assert "3 canal" not in seed and "20 instance classes" in seed and "32 x 128 x 128 voxels" in seed
+    assert "3 canal" not in seed and "20 instance classes" in seed and "128 x 128 x 32 voxels (AP x SI x LR)" in seed
 
 
 def test_one_number_is_rounded():
@@ -43,7 +43,7 @@ def _fake_run(root, synthetic=True):
     run = root / "run"
     (run / "eval" / "test").mkdir(parents=True)
     config = {"datalist": str(root / "datalist.json"), "profile": "smoke", "model": "unetr", "max_iterations": 4,
-              "patch_size": [16, 32, 32], "batch_size": 2, "lr": 2e-4, "data": {"synthetic": synthetic},
+              "patch_size": [32, 32, 16], "batch_size": 2, "lr": 2e-4, "data": {"synthetic": synthetic},
               "preprocessing": {**asdict(ResampleSettings()), "spacing": [3.3, 1.0, 1.0]}}
     (run / "config.json").write_text(json.dumps(config))
     metrics = {f"{k}_{s}": stat for k in ("dice", "hd95", "assd", "clean_dice") for s in ("vertebra", "disc", "canal")}

@@ -32,13 +32,14 @@ def prepared(small_dataset, tmp_path_factory):
 
 
 def test_spacing_rule_and_header_spacing(small_dataset):
-    assert choose_spacing([(3.3, 0.59, 0.59), (3.3, 0.6, 0.6), (0.9, 0.47, 0.47)]) == (3.3, 1.0, 1.0)
-    assert choose_spacing([(6, 2.4, 2.4), (7, 2.5, 2.5)]) == (6.5, 2.45, 2.45)
-    assert choose_spacing([(3.3, 0.59, 0.59), (3.3, 2.0, 0.6)], min_inplane_mm=1.6) == (3.3, 1.6, 1.6)
+    # (AP, SI, LR): the slice thickness (LR, last) is never floored, the in-plane axes are
+    assert choose_spacing([(0.59, 0.59, 3.3), (0.6, 0.6, 3.3), (0.47, 0.47, 0.9)]) == (1.0, 1.0, 3.3)
+    assert choose_spacing([(2.4, 2.4, 6), (2.5, 2.5, 7)]) == (2.45, 2.45, 6.5)
+    assert choose_spacing([(0.59, 0.59, 3.3), (0.6, 2.0, 3.3)], min_inplane_mm=1.6) == (1.6, 1.6, 3.3)
     for s in scan_dataset(small_dataset).complete:
         image = read_series(s)[0]
         spacing = header_spacing(s.image)
-        assert spacing == pytest.approx(numpy_order(to_canonical(image).GetSpacing()))  # in order, per axis
+        assert spacing == pytest.approx(to_canonical(image).GetSpacing())  # the canonical image's index order
 
 
 def test_outputs_manifest_and_round_trip(small_dataset, prepared):
@@ -103,10 +104,10 @@ def test_the_profiles_inplane_floor_sets_the_grid(small_dataset, tmp_path):
     floor = 4.0  # coarser than this small data's 2.95 mm pixels, so the floor decides
     result = resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(min_inplane_mm=floor), progress=False)
     manifest = read_manifest(tmp_path / "prep")
-    assert tuple(result.spacing[1:]) == (floor, floor) and manifest["settings"]["min_inplane_mm"] == floor
+    assert tuple(result.spacing[:2]) == (floor, floor) and manifest["settings"]["min_inplane_mm"] == floor
     for record in manifest["series"]:
         grid = canonical_values(record["resampled"]["spacing"], CANONICAL_ORIENTATION)
-        assert grid[1:] == pytest.approx((floor, floor))
+        assert grid[:2] == pytest.approx((floor, floor))  # (AP, SI) in-plane; LR is the slice thickness
 
 
 def test_fixed_size_mode_is_the_seeds(small_dataset, tmp_path):

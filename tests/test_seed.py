@@ -10,15 +10,16 @@ from helpers.data.spider import scan_dataset
 
 
 def test_recipe_constants():
-    assert seed.SEED_FIXED_SIZE == (32, 128, 128) and seed.CT_WINDOW == (-1000.0, 3096.0)
+    assert seed.SEED_FIXED_SIZE == (128, 128, 32) and seed.CT_WINDOW == (-1000.0, 3096.0)
     assert len(seed.instance_classes()) == 20 and seed.SEED_REPORTED == 0.7154
-    assert seed.describe() == "fixed 32x128x128, CT window [-1000, 3096], 20 instance classes, no augmentation"
+    assert seed.describe() == ("fixed 128x128x32 (AP x SI x LR), CT window [-1000, 3096], 20 instance classes, "
+                               "no augmentation")
     assert ResampleSettings().size == seed.SEED_FIXED_SIZE
     settings = ResampleSettings(**seed.SEED_PREPROCESSING)
     assert (settings.mode, settings.labels, settings.intensity) == ("fixed_size", "instances", "ct_window")
     # the same settings key as before the recipe moved here: earlier seed-style outputs stay up to date
     assert settings.key() == ResampleSettings(mode="fixed_size", labels="instances", intensity="ct_window").key()
-    assert seed.SEED_TRAINING == {"patch_size": [32, 128, 128], "augment": False, "class_ratios": []}
+    assert seed.SEED_TRAINING == {"patch_size": [128, 128, 32], "augment": False, "class_ratios": []}
 
 
 def test_bench_seed_recipe_is_the_seed_module():
@@ -37,7 +38,7 @@ def test_ct_window_is_the_one_normalise_uses():
 
 
 def test_seed_style_preprocess_makes_the_seed_size_in_canonical_order(small_dataset, tmp_path):
-    """32 slices left-right, 128 x 128 in the sagittal plane, as the seed's UNETR img_size (32, 128, 128)."""
+    """32 slices left-right, 128 x 128 in the sagittal plane: the seed UNETR's img_size (128, 128, 32), (AP, SI, LR)."""
     count = seed.seed_style_preprocess(small_dataset, tmp_path)
     assert count == len(scan_dataset(small_dataset).complete)
     for path in tmp_path.glob("*_image.nii.gz"):

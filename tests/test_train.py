@@ -68,7 +68,7 @@ def test_short_run_learns_beyond_chance(smoke_scale_datalist, tmp_path):
     chance = np.mean([(labels == k).mean() for k in (1, 2, 3)])
     assert summary["best_metric"] > 2 * chance, (summary["best_metric"], chance)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["preprocessing"]["mode"] == "spacing" and config["patch_size"] == [16, 64, 64]
+    assert config["preprocessing"]["mode"] == "spacing" and config["patch_size"] == [64, 64, 16]
     assert (tmp_path / "run" / "checkpoint_best.pt").is_file()
 
 
@@ -180,10 +180,9 @@ def _loader(datalist_path, part: str):
     from monai.data import DataLoader, Dataset
 
     from helpers.core.profiles import get_profile
-    from helpers.data.axes import monai_order
     from helpers.training.transforms import transforms
 
-    patch = monai_order(get_profile("smoke").patch_size)
+    patch = get_profile("smoke").patch_size
     items = load_datalist(datalist_path)[part]
     return DataLoader(Dataset(items, transforms(patch, 2, part == "training")), batch_size=2), items
 
@@ -293,11 +292,10 @@ def test_seed_classes_map_to_structures():
 
 
 def _centre_classes(datalist, class_ratios, draws=12):
-    from helpers.data.axes import monai_order
     from helpers.training.transforms import transforms
 
     data = load_datalist(datalist)
-    chain = transforms(monai_order((16, 32, 32)), 4, True, class_ratios=class_ratios)
+    chain = transforms((32, 32, 16), 4, True, class_ratios=class_ratios)
     chain.set_random_state(seed=0)
     counts = np.zeros(4)
     for item in data["training"][:3]:
@@ -420,3 +418,26 @@ def test_a_changed_recipe_does_not_resume_into_the_old_run(datalist, tmp_path):
     with pytest.raises(KitError, match="another lr"):
         train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=2), progress=False)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_run_recorded_before_the_one_axis_order_reads_the_same(tmp_path):
+    """config.json of an earlier version (no `axes`: patch_size and the preprocessing record in (LR, SI, AP)) is
+    read in the kit's one order (AP, SI, LR): the same run resumes, another one is still refused."""
+    from dataclasses import asdict
+
+    from helpers.core.errors import KitError
+    from helpers.data.resample import ResampleSettings
+    from helpers.training.loop import CONFIG_AXES, TrainConfig, _check_resumable, upgraded
+
+    prep = ResampleSettings(spacing=(2.0, 2.0, 4.4), min_inplane_mm=2.0).record()
+    new = asdict(TrainConfig(datalist="datalist.json", run_dir=str(tmp_path), preprocessing=prep).resolved())
+    assert new["axes"] == CONFIG_AXES and new["patch_size"] == [64, 64, 16]
+    old = {k: v for k, v in new.items() if k != "axes"}
+    old_prep = dict(prep, spacing=[4.4, 2.0, 2.0], size=[32, 128, 128], version=5)  # (LR, SI, AP)
+    old.update(patch_size=[16, 64, 64], preprocessing=old_prep)
+    assert upgraded(old) == new and upgraded(new) is new
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    _check_resumable(tmp_path, TrainConfig(**new))  # the same run: resumes
+    (tmp_path / "config.json").write_text(json.dumps(dict(old, patch_size=[64, 64, 16])))  # (16, 64, 64) now
+    with pytest.raises(KitError, match=r"patch_size \[16, 64, 64\] there, \[64, 64, 16\] now"):
+        _check_resumable(tmp_path, TrainConfig(**new))

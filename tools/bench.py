@@ -26,7 +26,6 @@ from scipy import ndimage
 from helpers.core.atomic import write_text_atomic
 from helpers.core.paths import EvalFiles, RunFiles
 from helpers.core.profiles import get_profile
-from helpers.data.axes import monai_order
 from tools.bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
 
 
@@ -115,14 +114,14 @@ def _loader(datalist: Path, patch, batch_size: int):
     return DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=0)
 
 
-def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, steps: int) -> dict:
+def step_worker(model_name: str, options: dict, patch_size, datalist: str, steps: int) -> dict:
     """Seconds per training step (forward, backward, AdamW) and per loader batch, on this CPU."""
     import torch
     from monai.losses import DiceCELoss
 
     from helpers.training.models import build_model, parameter_count
 
-    patch = monai_order(patch_canonical)
+    patch = tuple(int(v) for v in patch_size)  # (AP, SI, LR), the network's order
     loader = _loader(Path(datalist), patch, 2)
     batches = []
     t0 = time.perf_counter()
@@ -142,7 +141,7 @@ def step_worker(model_name: str, options: dict, patch_canonical, datalist: str, 
         loss_fn(model(b["image"]), b["label"]).backward()
         opt.step()
         times.append(time.perf_counter() - t0)
-    return {"model": model_name, "parameters_m": parameter_count(model) / 1e6, "patch": list(patch_canonical),
+    return {"model": model_name, "parameters_m": parameter_count(model) / 1e6, "patch": list(patch),
             "batch_patches": int(batches[0]["image"].shape[0]), "step_s": float(np.median(times[1:] or times)),
             "loader_batch_s": data_s}
 

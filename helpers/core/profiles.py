@@ -32,7 +32,7 @@ class Profile:
     description: str
     synth_patients: int  # synthetic patients made by notebook 00
     synth_scale: float  # 1.0 = SPIDER's real matrix sizes; 0.5 = half the pixels per row, ~1.2 mm in-plane
-    patch_size: tuple[int, int, int]  # (left-right, superior-inferior, anterior-posterior) voxels
+    patch_size: tuple[int, int, int]  # (anterior-posterior, superior-inferior, left-right) voxels: the network's order
     batch_size: int  # volumes per step; each gives `samples_per_volume` patches
     max_iterations: int
     val_every: int
@@ -57,19 +57,19 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile(
             "smoke", "CPU, small synthetic data resampled to 2 mm in-plane, 1,000 iterations: a working model",
-            synth_patients=16, synth_scale=0.5, patch_size=(16, 64, 64), batch_size=2, samples_per_volume=1,
+            synth_patients=16, synth_scale=0.5, patch_size=(64, 64, 16), batch_size=2, samples_per_volume=1,
             max_iterations=1000, val_every=200, model=SMALL_UNETR,
             lr=3e-3,  # a narrow network and a thousand small steps: a large step, with warmup, is stable (README.md)
             inplane_mm=2.0,  # 128 mm of context in a 64-voxel patch (see above; README.md, the recipe)
         ),
         Profile(
             "gpu", "one T4-class GPU, about an hour",
-            synth_patients=40, synth_scale=1.0, patch_size=(32, 128, 128), batch_size=2,
+            synth_patients=40, synth_scale=1.0, patch_size=(128, 128, 32), batch_size=2,
             max_iterations=5000, val_every=500, model=SEED_UNETR, num_workers=2, lr=2e-4,
         ),
         Profile(
             "full", "the seed project's budget: 21,000 iterations, validation every 1,000",
-            synth_patients=40, synth_scale=1.0, patch_size=(32, 128, 128), batch_size=4,
+            synth_patients=40, synth_scale=1.0, patch_size=(128, 128, 32), batch_size=4,
             max_iterations=21000, val_every=1000, model=SEED_UNETR, num_workers=4,
         ),
     )
@@ -96,7 +96,7 @@ def device_message() -> str:
 
 def recipe_table() -> str:
     """The profiles' recipes as the Markdown table in README.md (a test keeps the two equal)."""
-    rows = ["| profile | synthetic data | in-plane grid (mm, at least) | patch (LR x SI x AP voxels) "
+    rows = ["| profile | synthetic data | in-plane grid (mm, at least) | patch (AP x SI x LR voxels) "
             "| patches per step | patch centres (background : vertebra : disc : canal) | iterations "
             "| AdamW lr (warmup, then cosine) | loss | UNETR |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

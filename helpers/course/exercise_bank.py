@@ -133,7 +133,9 @@ def _manifest(ctx: Context, folder: str = "prep") -> dict:
 
 
 def chosen_spacing(ctx: Context) -> list[float]:
-    return [round(float(v), 3) for v in _manifest(ctx)["settings"]["spacing"]]
+    from helpers.data.resample import ResampleSettings
+
+    return [round(float(v), 3) for v in ResampleSettings.from_record(_manifest(ctx)["settings"]).spacing]
 
 
 def fixed_size_spacings(ctx: Context) -> int:
@@ -196,7 +198,9 @@ def resume_iteration(ctx: Context) -> int:
 
 
 def patch_size(ctx: Context) -> list[int]:
-    config = json.loads(_need(RunFiles(ctx.run.train).config, "notebook 05").read_text())
+    from helpers.training.loop import upgraded
+
+    config = upgraded(json.loads(_need(RunFiles(ctx.run.train).config, "notebook 05").read_text()))
     return [int(v) for v in config["patch_size"]]
 
 
@@ -320,8 +324,8 @@ table.groupby("sequence")["spacing LR mm"].median().idxmin()"""),
              hint="look at the `convention` column: every row that is not 'mapped [-1000, 3096]'.",
              solution="""
 (table["convention"] != "mapped [-1000, 3096]").sum()"""),
-    Exercise("03.1", "Which target spacing did the kit choose, in mm (left-right, superior-inferior, "
-                     "anterior-posterior)?",
+    Exercise("03.1", "Which target spacing did the kit choose, in mm (anterior-posterior, superior-inferior, "
+                     "left-right: the kit's axis order)?",
              chosen_spacing, matches=close_to(rel=0.01, abs_=0.01),
              hint="it is printed in the `chosen` row of section 1, and stored in prep/manifest.json "
                   "under settings.spacing.",
@@ -419,7 +423,7 @@ sorted(str(p.relative_to(layout.bundle)) for p in layout.bundle.rglob("*.pt"))[0
     Exercise("07.3", "Which input size (three numbers, in voxels) does the bundle's network take?",
              bundle_input_shape, matches=close_to(rel=0, abs_=0),
              hint="configs/metadata.json, network_data_format > inputs > image > spatial_shape: the training patch "
-                  "in MONAI's axis order.",
+                  "(patch_size in config.json: the kit's order is the network's).",
              solution="""
 json.loads((layout.bundle / "configs" / "metadata.json").read_text())["network_data_format"]["inputs"]["image"][
     "spatial_shape"]"""),

@@ -17,6 +17,7 @@ from helpers.data.axes import CANONICAL_ORIENTATION
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.predecessor import CT_WINDOW, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
 from helpers.data.resample import ResampleSettings
+from helpers.training.loop import upgraded
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -90,9 +91,9 @@ def preprocessing_lines(record: dict) -> list[str]:
     """The report's preprocessing section, from a run's preprocessing record (kit's or seed's recipe)."""
     pre = ResampleSettings.from_record(record, "the run's config.json")
     if pre.mode == "fixed_size":
-        grid = f"size {' x '.join(map(str, pre.size))} voxels (LR x SI x AP), spacing per series"
+        grid = f"size {' x '.join(map(str, pre.size))} voxels (AP x SI x LR), spacing per series"
     else:
-        grid = "spacing " + (" x ".join(f"{v:g}" for v in pre.spacing) + " mm (LR x SI x AP)" if pre.spacing
+        grid = "spacing " + (" x ".join(f"{v:g}" for v in pre.spacing) + " mm (AP x SI x LR)" if pre.spacing
                              else "n/a")
     if pre.intensity == "ct_window":
         lo, hi = CT_WINDOW
@@ -128,7 +129,7 @@ def _run_lines(run_dir: Path, part: str, config: dict, summary: dict, datalist: 
               markdown_table(split_table(datalist).reset_index()), ""]
     lines += preprocessing_lines(config["preprocessing"])
     lines += ["## Training", "",
-              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (LR x SI x AP), "
+              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (AP x SI x LR), "
               f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
               f"class (background, vertebra, disc, canal) {config.get('class_ratios') or 'half on a structure, half anywhere'}, "
               f"loss `{config.get('loss', 'dicece')}`, AdamW lr {config['lr']:g} with warmup and cosine decay.", "",
@@ -278,7 +279,7 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     for needed in (files.config, files.evaluation(part).summary, files.evaluation(part).metrics):
         if not needed.is_file():
             raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
-    config = json.loads(files.config.read_text())
+    config = upgraded(json.loads(files.config.read_text()))
     result = read_evaluation(run_dir, part)
     datalist = json.loads(Path(config["datalist"]).read_text())
     prep = datalist.get("data", {}).get("prep_dir")

@@ -2,7 +2,7 @@
 
 - `spider`        SPIDER's layout: find series, parse their names, read them (00, 01)
 - `labels`        the one label table: SPIDER values, structures, names (01, 05, 06)
-- `axes`          axis orders and orientation: the kit's canonical order, SimpleITK's and MONAI's (01-06)
+- `axes`          the kit's one axis order (AP, SI, LR; the network's), numpy's for arrays, orientation (01-06)
 - `synth`, `phantom`  synthetic SPIDER-format patients, so the course runs without the dataset (00)
 - `download`      the real dataset from Zenodo: resumable, verified, extracted safely (00)
 - `inspection`    one table of every series with flags and reasons (02)

@@ -1,20 +1,24 @@
-"""Axis order in one place: the kit's canonical numpy order, SimpleITK's / MONAI's order, and reorientation.
+"""Axis order in one place: the kit's one order for per-axis values, numpy's order of arrays, and reorientation.
 
 Used by every notebook through the other helpers (01 display, 02 inspection, 03 resampling, 05 training,
 06 evaluation); nothing else in the kit reorients an image, computes an orientation string, or reorders
 per-axis values by hand.
 
 An orientation string (DICOM letters, SimpleITK's convention) names where each SimpleITK index axis
-(i, j, k) runs: 'LPS' is the identity, 'PIR' means i runs to posterior, j to inferior, k to right. numpy
-(`sitk.GetArrayFromImage`) holds the index axes reversed (k, j, i). The kit reorients every series to
-CANONICAL_ORIENTATION 'PIR', so that
+(i, j, k) runs: 'LPS' is the identity, 'PIR' means i runs to posterior, j to inferior, k to right. The kit
+reorients every series to CANONICAL_ORIENTATION 'PIR', and then has one order:
 
-- its canonical numpy order is CANONICAL_AXES = (LR, SI, AP): a sagittal slice per [k], superior up,
-  anterior left;
-- SimpleITK's index order of such an image, which is also MONAI's order for the kit's NIfTI files
-  (patch sizes, flips, rotations), is MONAI_AXES = (AP, SI, LR).
+- AXES = (AP, SI, LR): the order of every per-axis value in the kit (patch sizes, spacings, grid sizes, in
+  the profiles, the preprocessing record, config.json and the report). It is SimpleITK's index order of a
+  canonical image, MONAI's order of the kit's NIfTI files, and so the order the network sees: a patch size
+  goes from the profile to the network unchanged.
+- numpy (`sitk.GetArrayFromImage`) holds an image's index axes reversed: a canonical array is ARRAY_AXES =
+  (LR, SI, AP), a sagittal slice per [k], superior up, anterior left. Where an image becomes an array (or
+  back) its values change order with `numpy_order` / `sitk_order`; where the network's tensor meets such an
+  array (prediction, `array_to_network` / `network_to_array`). That boundary is the only place orders change.
 
-Values are moved between orders by anatomical name (`reorder`), never by position.
+Values are moved between the orders of differently stored images by anatomical name (`reorder`), never by
+position.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ def sitk_order(numpy_values: Sequence) -> tuple:
     return tuple(reversed(tuple(numpy_values)))
 
 
-MONAI_AXES = axis_names(CANONICAL_ORIENTATION)  # (AP, SI, LR): SimpleITK index / MONAI order of the kit's files
-CANONICAL_AXES = numpy_order(MONAI_AXES)  # (LR, SI, AP): numpy order of a canonical array
+AXES = axis_names(CANONICAL_ORIENTATION)  # (AP, SI, LR): the kit's order, SimpleITK's / MONAI's / the network's
+ARRAY_AXES = numpy_order(AXES)  # (LR, SI, AP): numpy order of a canonical array
 
 
 def reorder(values: Sequence, source: Sequence[str], target: Sequence[str]) -> tuple:
@@ -60,38 +64,33 @@ def reorder(values: Sequence, source: Sequence[str], target: Sequence[str]) -> t
 
 
 def canonical_values(values: Sequence, orientation: str) -> tuple:
-    """Per-index-axis values (size, spacing) of an image stored in `orientation` -> canonical (LR, SI, AP)."""
-    return reorder(values, axis_names(orientation), CANONICAL_AXES)
+    """Per-index-axis values (size, spacing) of an image stored in `orientation` -> the kit's order (AP, SI, LR)."""
+    return reorder(values, axis_names(orientation), AXES)
 
 
-def stored_values(canonical: Sequence, orientation: str) -> tuple:
-    """Canonical (LR, SI, AP) values -> SimpleITK index order (i, j, k) of an image stored in `orientation`."""
-    return reorder(canonical, CANONICAL_AXES, axis_names(orientation))
+def stored_values(values: Sequence, orientation: str) -> tuple:
+    """Values in the kit's order (AP, SI, LR) -> SimpleITK index order (i, j, k) of an image stored in `orientation`."""
+    return reorder(values, AXES, axis_names(orientation))
 
 
-def monai_order(canonical: Sequence) -> tuple[int, ...]:
-    """Canonical (LR, SI, AP) sizes -> MONAI's order for the kit's NIfTI files (AP, SI, LR), as ints."""
-    return tuple(int(v) for v in reorder(canonical, CANONICAL_AXES, MONAI_AXES))
+def axis_index(name: str) -> int:
+    """Index of an anatomical axis (LR, SI or AP) among the kit's (and the network's) spatial axes."""
+    return AXES.index(name)
 
 
-def monai_axis(name: str) -> int:
-    """Index of an anatomical axis (LR, SI or AP) among MONAI's spatial axes of the kit's files."""
-    return MONAI_AXES.index(name)
+def by_axis(values: Mapping[str, float]) -> tuple:
+    """Values named by anatomical axis ({LR: .., SI: .., AP: ..}) as a tuple in the kit's order."""
+    return tuple(values[name] for name in AXES)
 
 
-def in_monai_order(by_axis: Mapping[str, float]) -> tuple:
-    """Values named by anatomical axis ({LR: .., SI: .., AP: ..}) as a tuple in MONAI's order."""
-    return tuple(by_axis[name] for name in MONAI_AXES)
+def array_to_network(array: np.ndarray) -> np.ndarray:
+    """A canonical numpy array (LR, SI, AP) as the network holds the same voxels (AP, SI, LR); contiguous."""
+    return np.ascontiguousarray(np.transpose(array, [ARRAY_AXES.index(a) for a in AXES]))
 
 
-def canonical_to_monai(array: np.ndarray) -> np.ndarray:
-    """A canonical numpy array (LR, SI, AP) as MONAI holds the same voxels (AP, SI, LR); contiguous."""
-    return np.ascontiguousarray(np.transpose(array, [CANONICAL_AXES.index(a) for a in MONAI_AXES]))
-
-
-def monai_to_canonical(array: np.ndarray) -> np.ndarray:
-    """An array in MONAI's order (AP, SI, LR) back into canonical numpy order (LR, SI, AP); contiguous."""
-    return np.ascontiguousarray(np.transpose(array, [MONAI_AXES.index(a) for a in CANONICAL_AXES]))
+def network_to_array(array: np.ndarray) -> np.ndarray:
+    """An array in the network's order (AP, SI, LR) back into canonical numpy order (LR, SI, AP); contiguous."""
+    return np.ascontiguousarray(np.transpose(array, [AXES.index(a) for a in ARRAY_AXES]))
 
 
 # ---------------------------------------------------------------- orientation strings and reorientation

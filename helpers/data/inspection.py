@@ -63,7 +63,7 @@ def inspect_series(series: Series, overview_row: dict | None = None) -> dict:
     spacing = canonical_spacing(image)
     row.update({
         "orientation": orientation(image),
-        "shape (LR, SI, AP)": "x".join(str(n) for n in canonical_values(image.GetSize(), orientation(image))),
+        "shape (AP, SI, LR)": "x".join(str(n) for n in canonical_values(image.GetSize(), orientation(image))),
         "spacing LR mm": round(spacing[0], 3), "spacing SI mm": round(spacing[1], 3),
         "spacing AP mm": round(spacing[2], 3), "dtype": image.GetPixelIDTypeAsString(),
         "min": round(lo, 1), "p99": round(float(np.percentile(finite, 99)), 1) if finite.size else np.nan,

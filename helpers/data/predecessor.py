@@ -21,7 +21,7 @@ from helpers.data.axes import reorient, stored_values
 from helpers.data.labels import CANAL_LABEL, DISC_LABELS, to_structures
 
 SEED_ORIENTATION = "RPS"  # the seed reoriented to this before resampling
-SEED_FIXED_SIZE = (32, 128, 128)  # its output size, canonical order (LR, SI, AP); its UNETR's img_size
+SEED_FIXED_SIZE = (128, 128, 32)  # its output size (AP, SI, LR): 32 sagittal slices of 128 x 128; its UNETR's img_size
 CT_WINDOW = (-1000.0, 3096.0)  # its intensity window -> [0, 1], made for one of SPIDER's two conventions
 SEED_MAX_LEVEL = 9  # vertebrae and discs 1-9 are classes; higher levels become background
 SEED_REPORTED = 0.7154  # its best validation number (series split, 20 classes, background in)
@@ -52,7 +52,7 @@ def seed_class_lut(max_level: int = SEED_MAX_LEVEL) -> np.ndarray:
 def describe() -> str:
     """The seed's recipe in words, from the constants above (for tables and reports)."""
     lo, hi = CT_WINDOW
-    return (f"fixed {'x'.join(map(str, SEED_FIXED_SIZE))}, CT window [{lo:g}, {hi:g}], "
+    return (f"fixed {'x'.join(map(str, SEED_FIXED_SIZE))} (AP x SI x LR), CT window [{lo:g}, {hi:g}], "
             f"{len(instance_classes())} instance classes, no augmentation")
 
 
@@ -68,7 +68,7 @@ def seed_style_preprocess(data_dir: Path, out: Path) -> int:
     from helpers.data.spider import read_series, scan_dataset
 
     out.mkdir(parents=True, exist_ok=True)
-    size = [int(v) for v in stored_values(SEED_FIXED_SIZE, SEED_ORIENTATION)]  # (LR, AP, SI) for RPS
+    size = [int(v) for v in stored_values(SEED_FIXED_SIZE, SEED_ORIENTATION)]  # (LR, AP, SI) for RPS: (32, 128, 128)
     lo, hi = CT_WINDOW
     count = 0
     for s in scan_dataset(data_dir).complete:

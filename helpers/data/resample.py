@@ -34,7 +34,19 @@ from helpers.core.atomic import remove_stale_temps, still_intact, write_image_at
 from helpers.core.errors import DataError, KitError
 from helpers.core.lock import folder_lock
 from helpers.core.profiles import MIN_INPLANE_MM  # a profile may set a coarser floor (the smoke profile's `inplane_mm`)
-from helpers.data.axes import CANONICAL_ORIENTATION, canonical_grid, orientation, stored_values
+from helpers.data.axes import (
+    AP,
+    ARRAY_AXES,
+    AXES,
+    CANONICAL_ORIENTATION,
+    LR,
+    SI,
+    by_axis,
+    canonical_grid,
+    orientation,
+    reorder,
+    stored_values,
+)
 from helpers.data.labels import unknown_labels, values_present
 from helpers.data.predecessor import CT_WINDOW, SEED_FIXED_SIZE
 from helpers.data.spider import (
@@ -51,13 +63,14 @@ from helpers.data.spider import (
 @dataclass(frozen=True)
 class ResampleSettings:
     mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the seed's, distorts anatomy)
-    spacing: tuple[float, float, float] | None = None  # canonical (LR, SI, AP) mm; None: from the data
-    size: tuple[int, int, int] = SEED_FIXED_SIZE  # canonical (LR, SI, AP), for "fixed_size" (predecessor.py)
+    spacing: tuple[float, float, float] | None = None  # (AP, SI, LR) mm, the kit's order; None: from the data
+    size: tuple[int, int, int] = SEED_FIXED_SIZE  # (AP, SI, LR) voxels, for "fixed_size" (predecessor.py)
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
     intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
     min_inplane_mm: float = MIN_INPLANE_MM  # in-plane floor of the chosen spacing (a profile's `inplane_mm`)
-    version: int = 5  # 4: masks by sitkLabelLinear; 5: no reoriented copy, percentiles after resampling, .nii images
+    version: int = 6  # 4: masks by sitkLabelLinear; 5: no reoriented copy, percentiles after resampling, .nii
+    # images; 6: spacing and size in the kit's one order (AP, SI, LR), the same voxels (5 read back reordered)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -65,8 +78,8 @@ class ResampleSettings:
     def record(self) -> dict:
         """The settings as the one record that travels with the data: `resample` writes it into manifest.json,
         `write_datalist` copies it into the datalist, `train` into config.json; prediction, export and the
-        report read it back with `from_record`."""
-        return asdict(self)
+        report read it back with `from_record`. JSON's own types (lists), as it reads back from any of them."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_record(cls, record: dict, source: str | Path = "the preprocessing record") -> ResampleSettings:
@@ -78,24 +91,31 @@ class ResampleSettings:
         unknown = sorted(set(record) - known)
         if unknown:
             raise DataError(source, f"its preprocessing record has unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items()})
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+        if values.get("version", cls.version) < 6:  # written in (LR, SI, AP) order
+            for key in ("spacing", "size"):
+                if values.get(key):
+                    values[key] = reorder(values[key], ARRAY_AXES, AXES)
+            values["version"] = 6  # the same grid; the key differs, so `resample` rewrites such folders once
+        return cls(**values)
 
 
 def choose_spacing(spacings: list[tuple[float, float, float]],
                    min_inplane_mm: float = MIN_INPLANE_MM) -> tuple[float, float, float]:
-    """Target spacing: the median per axis (no slices invented), in-plane no finer than `min_inplane_mm`."""
-    med = np.median(np.array(spacings), axis=0)
-    return (round(float(med[0]), 3), round(max(float(med[1]), min_inplane_mm), 3),
-            round(max(float(med[2]), min_inplane_mm), 3))
+    """Target spacing (AP, SI, LR): the median per axis (no slices invented between the sagittal slices, left-right),
+    in-plane (SI, AP) no finer than `min_inplane_mm`."""
+    med = dict(zip(AXES, np.median(np.array(spacings), axis=0)))
+    return by_axis({LR: round(float(med[LR]), 3), SI: round(max(float(med[SI]), min_inplane_mm), 3),
+                    AP: round(max(float(med[AP]), min_inplane_mm), 3)})
 
 
-def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing_canonical):
+def _target_grid(image: sitk.Image, settings: ResampleSettings, spacing):
     """The network-input grid of `image` (size, spacing, origin, direction): its canonical grid (axes.canonical_grid)
     at the settings' spacing or size, over the same field of view."""
     grid = canonical_grid(image)  # SimpleITK index order of the canonical grid: (AP, SI, LR)
     old_sp, old_size = np.array(grid["spacing"]), np.array(grid["size"])
     if settings.mode == "spacing":
-        new_sp = np.array(stored_values(spacing_canonical, CANONICAL_ORIENTATION), float)
+        new_sp = np.array(stored_values(spacing, CANONICAL_ORIENTATION), float)
         new_size = np.maximum(1, np.round(old_size * old_sp / new_sp)).astype(int)
     elif settings.mode == "fixed_size":
         new_size = np.array(stored_values(settings.size, CANONICAL_ORIENTATION), int)
@@ -198,7 +218,7 @@ def geometry(image: sitk.Image) -> dict:
 
 def preprocess(image: sitk.Image, settings: ResampleSettings, spacing=None) -> tuple[sitk.Image, dict]:
     """The one preprocessing path, for training data and for inference: resample onto the settings' grid in the
-    canonical orientation (`spacing`: canonical mm, default settings.spacing), read straight from the image (no
+    canonical orientation (`spacing`: mm, (AP, SI, LR), default settings.spacing), read straight from the image (no
     reoriented copy), then normalise intensities on that smaller image.
     Returns the network's input image and the normalisation used; `geometry(image)` keeps the way back."""
     grid = _target_grid(image, settings, settings.spacing if spacing is None else spacing)
@@ -279,7 +299,8 @@ class ResampleResult:
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        sp = "fixed size" if self.spacing is None else "spacing " + " x ".join(f"{v:g}" for v in self.spacing) + " mm"
+        sp = ("fixed size" if self.spacing is None
+              else "spacing " + " x ".join(f"{v:g}" for v in self.spacing) + " mm (AP x SI x LR)")
         lines = [f"{len(self.done)} resampled, {len(self.skipped_up_to_date)} already up to date, "
                  f"{len(self.failed)} skipped with a problem ({sp}; {self.seconds:.1f} s) -> {self.out}"]
         lines += [f"  SKIPPED {reason}" for reason in self.failed] + [f"  NOTE {note}" for note in self.notes]

@@ -24,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from helpers.core.errors import DataError
-from helpers.data.axes import canonical_values, orientation, orientation_of, to_canonical
+from helpers.data.axes import canonical_values, numpy_order, orientation, orientation_of, to_canonical
 from helpers.data.labels import to_structures
 
 SEQUENCES = ("t1", "t2", "t2_SPACE")
@@ -288,7 +288,7 @@ def file_orientation(path: str | Path) -> str:
 
 
 def header_spacing(path: str | Path) -> tuple[float, float, float]:
-    """Canonical (LR, SI, AP) spacing in mm from a file's header only (fast)."""
+    """Spacing in mm in the kit's order (AP, SI, LR), from a file's header only (fast)."""
     reader = read_header(path)
     return tuple(float(v) for v in canonical_values(reader.GetSpacing(), orientation_of(reader.GetDirection())))
 
@@ -299,5 +299,5 @@ def canonical_array(image: sitk.Image) -> np.ndarray:
 
 
 def canonical_spacing(image: sitk.Image) -> tuple[float, float, float]:
-    """Spacing in mm along the canonical numpy axes (left-right, superior-inferior, anterior-posterior)."""
-    return tuple(float(v) for v in canonical_values(image.GetSpacing(), orientation(image)))
+    """Spacing in mm along the axes of `canonical_array` (left-right, superior-inferior, anterior-posterior)."""
+    return tuple(float(v) for v in numpy_order(canonical_values(image.GetSpacing(), orientation(image))))

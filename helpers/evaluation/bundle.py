@@ -26,7 +26,7 @@ import torch
 from helpers.core.atomic import write_text_atomic
 from helpers.core.errors import KitError
 from helpers.core.paths import ROOT, RunFiles
-from helpers.data.axes import CANONICAL_AXES, CANONICAL_ORIENTATION, MONAI_AXES, reorder
+from helpers.data.axes import CANONICAL_ORIENTATION
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.resample import ResampleSettings
 from helpers.training.models import SLIDING_WINDOW, network_def
@@ -42,8 +42,8 @@ def inference_config(config: dict) -> dict:
     if prep.mode != "spacing" or prep.intensity != "percentile":
         raise KitError("export handles runs trained on the kit's spacing-based, percentile-normalised data "
                        f"(this run: mode {prep.mode!r}, intensity {prep.intensity!r})")
-    patch = list(reorder(config["patch_size"], CANONICAL_AXES, MONAI_AXES))
-    pixdim = [float(v) for v in reorder(prep.spacing, CANONICAL_AXES, MONAI_AXES)]
+    patch = [int(v) for v in config["patch_size"]]
+    pixdim = [float(v) for v in prep.spacing]
     low, high = prep.percentiles
     structures = len(STRUCTURES)
     post = [{"_target_": "Activationsd", "keys": "pred", "softmax": True},
@@ -89,7 +89,7 @@ def metadata(config: dict, run_dir: Path, checkpoint: str, iteration: int | None
     import nibabel
     import numpy
 
-    patch = list(reorder(config["patch_size"], CANONICAL_AXES, MONAI_AXES))
+    patch = [int(v) for v in config["patch_size"]]
     channels = {str(i): name for i, name in enumerate(STRUCTURES)}
     summary = RunFiles(run_dir).evaluation("test").summary
     metrics = {}
@@ -166,7 +166,7 @@ def _export(run_dir: Path, out: Path) -> Path:
         writable_folder(tmp / sub)
     state = torch.load(run_dir / predictor.checkpoint, map_location="cpu", weights_only=True)
     save_checkpoint(tmp / "models" / "model.pt", predictor.model.state_dict())
-    patch = list(reorder(config["patch_size"], CANONICAL_AXES, MONAI_AXES))
+    patch = [int(v) for v in config["patch_size"]]
     ts = _torchscript(predictor.model, patch, tmp / "models" / "model.ts")
     write_text_atomic(tmp / "configs" / "inference.json",
                       json.dumps(inference_config(config), indent=1))
@@ -192,7 +192,7 @@ python -m monai.bundle verify_net_in_out network_def --meta_file configs/metadat
 ```
 
 Input: NIfTI (`.nii`, `.nii.gz`), any orientation and spacing; it is reoriented to {CANONICAL_ORIENTATION},
-resampled to {config['preprocessing']['spacing']} mm (left-right, head-foot, front-back) and its intensities mapped
+resampled to {config['preprocessing']['spacing']} mm (front-back, head-foot, left-right) and its intensities mapped
 from their {config['preprocessing']['percentiles']} percentiles onto [0, 1]. Output: `eval/<name>_seg.nii.gz` on
 the input's grid. {torchscript}.
 

@@ -28,7 +28,7 @@ import torch
 from helpers.core.atomic import write_image_atomic, write_text_atomic
 from helpers.core.errors import DataError, KitError
 from helpers.core.paths import EvalFiles, RunFiles
-from helpers.data.axes import canonical_to_monai, monai_order, monai_to_canonical, numpy_order
+from helpers.data.axes import array_to_network, network_to_array, numpy_order
 from helpers.data.labels import BACKGROUND, FOREGROUND, STRUCTURES, structure_lut
 from helpers.data.resample import ResampleSettings, geometry, preprocess, to_original_grid
 from helpers.data.spider import read_image, read_mask, require_usable, structure_mask
@@ -54,19 +54,20 @@ class Predictor:
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | None = None):
         from helpers.core.places import read_json_object
         from helpers.training.checkpoints import load_weights, read_checkpoint
+        from helpers.training.loop import upgraded
 
         self.run_dir = Path(run_dir)
         files = RunFiles(self.run_dir)
         if not files.config.is_file():
             raise DataError(files.config, "not found; is this a training run folder (python -m helpers train)?")
-        self.config = read_json_object(files.config, "a run's config", "training (notebook 05)")
+        self.config = upgraded(read_json_object(files.config, "a run's config", "training (notebook 05)"))
         path = files.checkpoint(checkpoint)
         if not path.is_file():
             path = files.checkpoint("last")
         if not path.is_file():
             raise DataError(self.run_dir, "holds no checkpoint yet; train first")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.patch = monai_order(self.config["patch_size"])
+        self.patch = tuple(int(v) for v in self.config["patch_size"])
         from helpers.training.loop import class_structures
 
         self.classes = class_structures(self.config)
@@ -88,10 +89,10 @@ class Predictor:
         DataError naming `source` for an image the bad-value policy refuses."""
         require_usable(image, source)
         grid, _ = preprocess(image, self.settings)
-        x = torch.from_numpy(canonical_to_monai(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
+        x = torch.from_numpy(array_to_network(sitk.GetArrayFromImage(grid)))[None, None].to(self.device)
         with torch.no_grad(), autocast(self.device, self.config.get("amp", True)):
             logits = sliding_window_logits(self.model, x, self.patch)
-        labels = monai_to_canonical(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
+        labels = network_to_array(self.classes[logits.argmax(1)[0].cpu().numpy()]).astype(np.uint8)  # structures
         labels = cleanup(labels, self.cleanup)  # the post-processing chosen on validation (training/postprocess.py)
         pred = sitk.GetImageFromArray(labels)
         pred.CopyInformation(grid)

@@ -104,7 +104,7 @@ def unetr_diagram(patch: tuple[int, int, int], save: str | Path | None = None):
 
 
 def plot_patches(samples: list[dict], save: str | Path | None = None, columns: int = 4):
-    """Training patches as the network sees them (MONAI order AP, SI, LR): of each, the left-right slice with
+    """Training patches as the network sees them (AP, SI, LR, the kit's order): of each, the left-right slice with
     the most labelled voxels, image in grey with the label outlined per structure."""
     import numpy as np
 

@@ -51,7 +51,7 @@ class SeriesView:
         if mask is not None:
             m = canonical_array(mask)
             self.mask = m.astype(np.uint8) if structures else to_structures(m)
-        self.spacing = canonical_spacing(image)  # (left-right, superior-inferior, anterior-posterior)
+        self.spacing = canonical_spacing(image)  # along the array's axes (LR, SI, AP)
         self.window = display_range(self.image)
         self.title = title
 

@@ -30,9 +30,10 @@ from helpers.core.errors import KitError
 from helpers.core.lock import folder_lock
 from helpers.core.paths import RunFiles
 from helpers.core.profiles import LOSSES, get_profile
-from helpers.data.axes import monai_order
+from helpers.data.axes import ARRAY_AXES, AXES, reorder
 from helpers.data.datalist import load_datalist
 from helpers.data.labels import FOREGROUND, STRUCTURES
+from helpers.data.resample import ResampleSettings
 from helpers.training.batch_guard import check_batch
 from helpers.training.checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
 from helpers.training.distributed import Processes
@@ -48,6 +49,9 @@ class TrainingDiverged(KitError):
     """The loss became NaN or infinite."""
 
 
+CONFIG_AXES = "AP,SI,LR"  # config.json's `axes`: the order of its patch_size (the network's, the kit's one order)
+
+
 @dataclass
 class TrainConfig:
     datalist: str
@@ -56,7 +60,7 @@ class TrainConfig:
     model: str = "unetr"
     max_iterations: int | None = None  # None: the profile's
     val_every: int | None = None
-    patch_size: list[int] | None = None  # canonical (LR, SI, AP); None: the profile's
+    patch_size: list[int] | None = None  # (AP, SI, LR), the network's order; None: the profile's
     batch_size: int | None = None
     samples_per_volume: int | None = None  # None: the profile's
     lr: float | None = None  # None: the profile's
@@ -72,6 +76,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # where the data came from, and whether it is synthetic
+    axes: str = CONFIG_AXES  # the order of patch_size; runs recorded without it are read by `upgraded`
 
     def resolved(self) -> TrainConfig:
         """Fill what was left to the profile."""
@@ -149,8 +154,23 @@ def _with_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
     """The config resolved from its profile, with the datalist's preprocessing and data source; the datalist."""
     config = config.resolved()
     data = load_datalist(config.datalist)
-    config.preprocessing, config.data = data["preprocessing"], data["data"]
+    prep = data["preprocessing"]
+    config.preprocessing = ResampleSettings.from_record(prep, config.datalist).record() if prep else {}
+    config.data = data["data"]
     return config, data
+
+
+def upgraded(config: dict) -> dict:
+    """A run's config.json as this version reads it. Runs recorded before the kit had one axis order (no `axes`)
+    hold patch_size in (LR, SI, AP): the same patch, reordered; their preprocessing record likewise."""
+    if config.get("axes") == CONFIG_AXES:
+        return config
+    out = dict(config, axes=CONFIG_AXES)
+    if out.get("patch_size"):
+        out["patch_size"] = [int(v) for v in reorder(out["patch_size"], ARRAY_AXES, AXES)]
+    if out.get("preprocessing"):
+        out["preprocessing"] = ResampleSettings.from_record(out["preprocessing"], "a run's config.json").record()
+    return out
 
 
 def require_profile_grid(config: TrainConfig) -> None:
@@ -177,7 +197,7 @@ def plan_for(config: TrainConfig, device: str | None = None):
 
     config, data = _with_data(config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    patch = monai_order(config.patch_size)
+    patch = tuple(int(v) for v in config.patch_size)
     model = build_model(config.model, patch, config.model_options, out_channels=len(class_structures(asdict(config))))
     return make_plan(model, dev, data["training"] + data["validation"], _training_chain(config), Path(config.run_dir),
                      config.max_iterations, patch, config.batch_size * config.samples_per_volume)
@@ -185,7 +205,7 @@ def plan_for(config: TrainConfig, device: str | None = None):
 
 def _training_chain(config: TrainConfig):
     """The training transforms of a config from `_with_data`: one definition for `train` and the preview."""
-    return transforms(monai_order(config.patch_size), config.samples_per_volume, True,
+    return transforms(tuple(int(v) for v in config.patch_size), config.samples_per_volume, True,
                       instance_labels(config.preprocessing), config.augment, config.class_ratios)
 
 
@@ -197,7 +217,7 @@ class _Run:
     config: TrainConfig
     device: torch.device
     amp: bool  # reduced precision where the device computes it natively (helpers.training.models.amp_dtype)
-    patch: tuple[int, ...]  # MONAI order
+    patch: tuple[int, ...]  # (AP, SI, LR), the kit's order
     classes: np.ndarray  # structure of each output class
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -284,7 +304,7 @@ def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
     if not path.is_file():
         return
     try:
-        old = json.loads(path.read_text())
+        old = upgraded(json.loads(path.read_text()))
     except (OSError, ValueError) as e:
         raise KitError(f"{path} cannot be read ({e}); choose a new run folder, or delete this one to start "
                        "over") from None
@@ -320,7 +340,7 @@ def _build(config: TrainConfig, procs: Processes) -> _Run:
 
     device = procs.device()
     amp = config.amp  # float16 on CUDA, bfloat16 on a CPU with native support (models.amp_dtype)
-    patch = monai_order(config.patch_size)
+    patch = tuple(int(v) for v in config.patch_size)
     set_determinism(config.seed + procs.rank)
     classes = class_structures(asdict(config))
     model = build_model(config.model, patch, config.model_options, out_channels=len(classes)).to(device)

@@ -19,7 +19,7 @@ from helpers.data.labels import STRUCTURES
 def network_def(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
                 out_channels: int = len(STRUCTURES)) -> dict:
     """A network as a MONAI bundle config entry: {"_target_": its class in monai.networks.nets, its arguments}.
-    `patch_size` in MONAI order; `options` are the network's own keywords. One definition for training,
+    `patch_size` (AP, SI, LR), the kit's order; `options` are the network's own keywords. One definition for training,
     prediction and the exported bundle (helpers/evaluation/bundle.py)."""
     options = dict(options or {})
     if name == "unetr":
@@ -39,7 +39,7 @@ def network_def(name: str, patch_size: tuple[int, int, int], options: dict | Non
 
 def build_model(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
                 out_channels: int = len(STRUCTURES)) -> torch.nn.Module:
-    """A 3D segmentation network; `patch_size` in MONAI order; `options` are the network's own keywords."""
+    """A 3D segmentation network; `patch_size` (AP, SI, LR); `options` are the network's own keywords."""
     from monai.networks import nets
 
     arguments = network_def(name, patch_size, options, out_channels)

@@ -114,7 +114,7 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     plan = Plan(name, params, need, ram, rate, disk_need, disk_free)
     plan.lines = [
-        f"plan: {name}; {params / 1e6:.1f} M parameters; patch {tuple(patch)} (MONAI order) x {patches_per_step} "
+        f"plan: {name}; {params / 1e6:.1f} M parameters; patch {tuple(patch)} (AP x SI x LR) x {patches_per_step} "
         f"per step; {iterations} iterations",
         f"  host memory: caching {len(items)} volumes needs {_gb(need)} ({per_voxel:.1f} bytes a voxel, measured on "
         f"the first), {_gb(ram)} free: " + ("all cached" if rate >= 1 else

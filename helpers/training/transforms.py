@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from helpers.data.axes import AP, LR, SI, in_monai_order, monai_axis
+from helpers.data.axes import AP, LR, SI, axis_index, by_axis
 from helpers.data.datalist import KEYS
 from helpers.data.labels import STRUCTURES
 from helpers.data.predecessor import seed_class_lut, seed_class_structures
@@ -44,9 +44,9 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: boo
                class_ratios: list[float] | None = None):
     """Deterministic loading (cached), then random patches and spine-MR augmentation for training.
 
-    `patch` is in MONAI order (AP, SI, LR). `class_ratios` (background, vertebra, disc, canal) draws patch
-    centres per class (MONAI's RandCropByLabelClassesd); empty or None: half on any structure, half
-    anywhere (RandCropByPosNegLabeld, as the seed's recipe).
+    `patch` is in the kit's order (AP, SI, LR), the network's. `class_ratios` (background, vertebra, disc,
+    canal) draws patch centres per class (MONAI's RandCropByLabelClassesd); empty or None: half on any structure,
+    half anywhere (RandCropByPosNegLabeld, as the seed's recipe).
     """
     from monai import transforms as T
 
@@ -104,8 +104,8 @@ def _augmentation() -> list:
     """Spine-MR augmentation: a left-right flip, small mostly sagittal rotations and scaling, intensity jitter."""
     from monai import transforms as T
 
-    lr_axis = monai_axis(LR)  # flip left-right only; anterior/posterior and up/down are not symmetric
-    rotate_range = in_monai_order({LR: 0.2, SI: 0.05, AP: 0.05})  # radians about each axis: mostly sagittal
+    lr_axis = axis_index(LR)  # flip left-right only; anterior/posterior and up/down are not symmetric
+    rotate_range = by_axis({LR: 0.2, SI: 0.05, AP: 0.05})  # radians about each axis: mostly sagittal
     return [T.RandFlipd(KEYS, prob=0.5, spatial_axis=lr_axis),
             T.RandAffined(KEYS, prob=0.3, rotate_range=rotate_range, scale_range=(0.1, 0.1, 0.1),
                           mode=("bilinear", "nearest"), padding_mode="zeros"),
