@@ -49,7 +49,7 @@ EXPORTS: dict[str, str] = {
     "preview_patches": "training.loop", "require_profile_grid": "training.loop",
     "read_metrics": "training.run_log",
     # evaluation
-    "evaluate": "evaluation.evaluate", "predict_file": "evaluation.evaluate",
+    "evaluate": "evaluation.evaluate", "predict_file": "evaluation.predict",
     "structure_table": "evaluation.challenge",
     "level_table": "evaluation.levels", "worst_instances": "evaluation.levels", "describe": "evaluation.levels",
     "name_levels": "evaluation.levels",

@@ -130,7 +130,7 @@ def _score(args) -> None:
 
 
 def _predict(args) -> None:
-    from helpers.evaluation.evaluate import predict_file
+    from helpers.evaluation.predict import predict_file
 
     run = args.run or _course().layout.train
     print(f"wrote {predict_file(args.image, run, args.out, not args.structures, args.series or '')}")

@@ -17,7 +17,7 @@ from helpers.core.profiles import get_profile
 from helpers.data.datalist import write_datalist
 from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.data.synth import write_dataset
-from helpers.evaluation.evaluate import predict_file
+from helpers.evaluation.predict import predict_file
 from helpers.training.loop import TrainConfig, train
 
 pytestmark = pytest.mark.slow

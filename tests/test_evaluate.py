@@ -18,7 +18,8 @@ from helpers.data.datalist import write_datalist
 from helpers.data.resample import resample_dataset
 from helpers.data.spider import read_series, scan_dataset
 from helpers.evaluation.dice import seed_style_score
-from helpers.evaluation.evaluate import Predictor, evaluate, structure_metrics, to_spider_values
+from helpers.evaluation.evaluate import evaluate, structure_metrics, to_spider_values
+from helpers.evaluation.predict import Predictor
 from helpers.training.loop import TrainConfig, train
 
 from .conftest import tree_digest

@@ -274,7 +274,7 @@ def test_anti_alias_is_sitk_discrete_gaussian():
 
 
 def test_preprocess_is_what_the_training_data_holds(small_dataset, prepared):
-    """Inference (evaluate.Predictor) and training data share one path: resample.preprocess."""
+    """Inference (predict.Predictor) and training data share one path: resample.preprocess."""
     from helpers.data.resample import _target_grid, preprocess, resample_image
 
     out, _ = prepared

@@ -19,7 +19,7 @@ from helpers.data.dicom_series import read_scan, write_dicom_series
 from helpers.data.resample import resample_dataset
 from helpers.data.spider import read_series, scan_dataset
 from helpers.evaluation.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
-from helpers.evaluation.evaluate import predict_file
+from helpers.evaluation.predict import predict_file
 from helpers.training.loop import TrainConfig, train
 
 

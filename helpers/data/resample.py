@@ -2,7 +2,7 @@
 write NIfTI.
 
 `preprocess` is the one preprocessing path, used for training data here and for inference by
-`evaluate.Predictor`; `geometry` records the original grid for the way back.
+`predict.Predictor`; `geometry` records the original grid for the way back.
 
 Output folder (never inside the raw data): `images/<stem>.nii` (float32, uncompressed), `labels/<stem>.nii.gz`,
 `records/<stem>.json` (written last: a series is done only when its record exists and matches), and

@@ -1,6 +1,7 @@
 """The evaluation stage: predict with a trained run, score it as the SPIDER challenge does, hand it on (06, 07).
 
-- `evaluate`     prediction on each series' own grid, and the evaluation of a part (`evaluate`, `Evaluation`)
+- `predict`      a trained run's network on any scan, on the scan's own grid (`Predictor`, `predict_file`)
+- `evaluate`     a part of the datalist predicted and scored (`evaluate`, `Evaluation`, `read_evaluation`)
 - `dice`         Dice from one joint histogram; the predecessor's number (`seed_style_score`)
 - `challenge`    the challenge's instance scoring, as its public code computes it, and a corrected variant
 - `numbering`    a structure map numbered into SPIDER's instance values

@@ -1,6 +1,6 @@
 """Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop.
 
-Used by notebooks 05 (training) and 06 (prediction, through helpers.evaluation.evaluate).
+Used by notebooks 05 (training), 06 and 07 (prediction, through helpers.evaluation.predict).
 """
 
 from __future__ import annotations
