@@ -17,7 +17,6 @@ from helpers.data.axes import CANONICAL_ORIENTATION
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.predecessor import CT_WINDOW, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
 from helpers.data.resample import ResampleSettings
-from helpers.training.loop import upgraded
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -272,6 +271,7 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     from helpers.evaluation.levels import worst_instances
     from helpers.figures.charts import plot_curves, plot_metric_boxes
     from helpers.figures.gallery import pick_cases, show_cases, show_instances
+    from helpers.training.loop import upgraded
     from helpers.training.run_log import read_metrics
 
     run_dir, out = Path(run_dir), Path(out)
