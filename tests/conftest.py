@@ -1,6 +1,13 @@
+"""What the tests share: one small synthetic dataset, resampled once on each grid, one tiny trained run (session
+fixtures, never modified by a test: a test that breaks something breaks its own copy), and the command line run
+in this process (`kit`)."""
+
+import contextlib
 import hashlib
+import io
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -18,6 +25,72 @@ os.environ["SPIDER_KIT_COURSE"] = str(Path(tempfile.mkdtemp(prefix="kit-course-"
 def small_dataset(tmp_path_factory) -> Path:
     """Six small synthetic patients (both orientations, all three sequences); never modified by tests."""
     return write_dataset(tmp_path_factory.mktemp("synth") / "data", cases=6, seed=3, scale=0.2, progress=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_datalist(small_dataset, tmp_path_factory) -> Path:
+    """The small dataset resampled on the smoke profile's grid (its 2 mm in-plane floor) into prep/ beside the
+    datalist.json returned, as notebooks 03 and 04 make them for the smoke profile."""
+    from helpers.core.profiles import get_profile
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import ResampleSettings, resample_dataset
+
+    root = tmp_path_factory.mktemp("smoke")
+    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=get_profile("smoke").inplane_mm),
+                     progress=False)
+    write_datalist(root / "prep", root / "datalist.json")
+    return root / "datalist.json"
+
+
+@pytest.fixture(scope="session")
+def default_prep(small_dataset, tmp_path_factory) -> Path:
+    """The small dataset resampled with the default settings: a folder with prep/ and datalist.json."""
+    from helpers.data.datalist import write_datalist
+    from helpers.data.resample import resample_dataset
+
+    root = tmp_path_factory.mktemp("default")
+    resample_dataset(small_dataset, root / "prep", progress=False)
+    write_datalist(root / "prep", root / "datalist.json")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(default_prep) -> Path:
+    """A tiny trained run on `default_prep` (4 iterations, validated at 2 and 4): the folder, with run/ in it."""
+    from helpers.training.loop import TrainConfig, train
+
+    train(TrainConfig(str(default_prep / "datalist.json"), str(default_prep / "run"), max_iterations=4, val_every=2),
+          progress=False)
+    return default_prep
+
+
+def kit(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m helpers ARGS` run in this process (helpers.cli.main, no new interpreter importing torch and MONAI
+    again): its exit code and what it printed, as a subprocess would give them. `env` replaces the environment and
+    `cwd` the working directory for the call; both, and any variable the command sets, are restored afterwards.
+    An exception the command does not turn into its one `error:` line propagates (a subprocess would print a
+    traceback). The real entry point, `python -m helpers`, is run as a process by one test per command."""
+    from helpers.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse: a usage error
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["python", "-m", "helpers", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
 
 
 @pytest.fixture

@@ -16,12 +16,18 @@ from helpers.evaluation.dice import seed_style_score
 from helpers.evaluation.distances import surface
 from helpers.evaluation.numbering import numbering_cost, renumbered
 
+from .conftest import kit
 
-def run_score(reference, prediction, tmp_path):
+
+def run_score(reference, prediction, tmp_path, process: bool = False):
+    """`python -m helpers score` in this process, or as a process of its own (`process`: the real entry point)."""
     out = tmp_path / "score.json"
-    run = subprocess.run([sys.executable, "-m", "helpers", "score", "--reference", str(reference), "--prediction",
-                          str(prediction), "--json", str(out), "--csv", str(tmp_path / "score.csv")],
-                         capture_output=True, text=True)
+    args = ["score", "--reference", str(reference), "--prediction", str(prediction), "--json", str(out), "--csv",
+            str(tmp_path / "score.csv")]
+    if process:
+        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True)
+    else:
+        run = kit(*args)
     return run, (json.loads(out.read_text()) if out.is_file() else None)
 
 
@@ -38,7 +44,7 @@ def masks(small_dataset):
 
 
 def test_reference_scored_against_itself_is_perfect(small_dataset, tmp_path):
-    run, doc = run_score(small_dataset / "masks", small_dataset / "masks", tmp_path)
+    run, doc = run_score(small_dataset / "masks", small_dataset / "masks", tmp_path, process=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert [s["scan"] for s in doc["scans"]] == [p.stem for p in masks(small_dataset)]
     for block in (doc, doc["corrected"]):

@@ -1,7 +1,9 @@
 """The real class, rehearsed on this machine: the SPIDER download served from 127.0.0.1 in SPIDER's zip layout with
-real-sized series; notebook 00 told only `source = "spider"` (and where the mirror is), then notebooks 01 to 06 run
-one after another with no parameters at all, as a student clicking through; and the gpu profile's own code on the
-CPU: real steps of its 93 M-parameter UNETR, a sliding-window validation of a real-size series, a resume."""
+real-sized series; notebook 00 told only `source = "spider"` (and where the mirror is), then notebooks 01 to 07 run
+one after another as a student clicking through, with no parameters but notebook 05's iterations (a few, not the
+profile's 1,000: the rehearsal checks the class's path, the course run how well it learns); and the gpu profile's own
+code on the CPU: real steps of its 93 M-parameter UNETR, a sliding-window validation of a real-size series, a
+resume."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ from pathlib import Path
 import pytest
 
 from helpers.core.paths import NOTEBOOK_DIR
+from helpers.core.profiles import get_profile
 from helpers.core.runtime import HEADLESS_ENV
 from helpers.course.runner import course_notebooks
 from helpers.data.synth import write_dataset
 
 pytestmark = pytest.mark.slow
+ITERATIONS = 10  # notebook 05's one parameter here; with none, it trains the profile's max_iterations
 
 
 def _zip_folder(folder: Path, target: Path) -> None:
@@ -81,6 +85,8 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
     for book in course_notebooks():
         first = book.name.startswith("00")
         params = {"source": "spider", "download_url": url, "download_manifest": str(manifest)} if first else {}
+        if book.name.startswith("05"):
+            params = {"max_iterations": ITERATIONS}
         start = time.perf_counter()
         pm.execute_notebook(str(book), str(executed / book.name), parameters=params, kernel_name="python3",
                             cwd=str(NOTEBOOK_DIR), progress_bar=False)
@@ -94,7 +100,10 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
     datalist = json.loads((run / "datalist.json").read_text())
     assert datalist["data"]["data_dir"] == str(spider) and datalist["data"]["synthetic"] is False
     config = json.loads((run / "train" / "config.json").read_text())
-    assert config["profile"] == "smoke" and config["max_iterations"] == 1000  # the profile's own, nothing passed
+    assert config["profile"] == "smoke" and config["max_iterations"] == ITERATIONS  # the rest the profile's own
+    smoke = get_profile("smoke")
+    assert (config["val_every"], config["lr"], config["patch_size"]) == (smoke.val_every, smoke.lr,
+                                                                         list(smoke.patch_size))
     assert (run / "train" / "eval" / "test" / "metrics.csv").is_file()
     report = (run / "report" / "README.md").read_text()
     assert "Synthetic data" not in report
@@ -104,7 +113,6 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
 def test_the_gpu_profile_steps_validates_a_real_size_series_and_resumes(made, tmp_path, capsys):
     """The gpu profile's code as a GPU would run it, on the CPU: its network, patch, batch and recipe; shapes, memory
     and time printed (README, "Teaching a class")."""
-    from helpers.core.profiles import get_profile
     from helpers.data.datalist import write_datalist
     from helpers.data.resample import ResampleSettings, resample_dataset
     from helpers.training.loop import TrainConfig, require_profile_grid, train

@@ -21,9 +21,13 @@ from pathlib import Path
 import pytest
 
 from helpers.core.paths import NOTEBOOK_DIR, ROOT
+from helpers.core.profiles import get_profile
 from tools.links import repository_url
 
 pytestmark = pytest.mark.slow
+# training goes just past the smoke profile's first checkpoint (its first validation), so that the disconnect comes
+# mid-run, not after the profile's whole max_iterations
+ITERATIONS = get_profile("smoke").val_every + 20
 CONTENT = Path("/content")
 STAND_IN = {
     "google/__init__.py": "",
@@ -79,9 +83,11 @@ def runtime(tmp_path):
 
 
 def _papermill(python: Path, env: dict, book: str, out: Path, **popen) -> subprocess.Popen:
-    """A notebook of the repository as a student opens it from its Colab badge, in the runtime's kernel."""
+    """A notebook of the repository as a student opens it from its Colab badge, in the runtime's kernel; notebook
+    05 with fewer iterations than the profile's (ITERATIONS), its only parameter."""
+    given = ["-p", "max_iterations", str(ITERATIONS)] if book.startswith("05") else []
     return subprocess.Popen([str(python), "-m", "papermill", str(NOTEBOOK_DIR / book), str(out / book), "-k",
-                             "python3", "--no-progress-bar", "--cwd", str(out)], env=env,
+                             "python3", "--no-progress-bar", "--cwd", str(out), *given], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             **popen)
 
@@ -138,7 +144,8 @@ def test_colab_course_disconnect_reset_and_resume(runtime):
     metrics = (kit_drive / "outputs" / "train" / "metrics.jsonl").read_text()
     entries = [json.loads(line) for line in metrics.splitlines()]
     iterations = [e["iteration"] for e in entries if e["kind"] == "validation"]
-    assert iterations == sorted(set(iterations)) and iterations[-1] == 1000, iterations  # no step twice
+    assert iterations == sorted(set(iterations)) and iterations[-1] == ITERATIONS, iterations  # no step twice
+    assert saved < ITERATIONS, "the disconnect came mid-run"
     _run(python, env, "06_evaluation.ipynb", out)
     assert (kit_drive / "outputs" / "report" / "README.md").is_file()
     assert not (kit_drive / "data").exists() and not (kit_drive / "outputs" / "prep").exists(), "volumes on Drive"

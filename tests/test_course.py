@@ -10,9 +10,7 @@ import pytest
 
 from helpers.core import paths
 from helpers.core.errors import KitError
-from helpers.core.profiles import get_profile
 from helpers.course.choice import course_file, follow_course, record_course
-from helpers.data.datalist import write_datalist
 from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.training.loop import TrainConfig, require_profile_grid
 
@@ -81,17 +79,14 @@ def test_commands_follow_the_course(course_env, small_dataset):
     assert json.loads((course_env / "run" / "datalist.json").read_text())["training"]
 
 
-def test_data_prepared_for_another_profile_is_refused_with_what_to_rerun(small_dataset, tmp_path):
-    resample_dataset(small_dataset, tmp_path / "prep", ResampleSettings(min_inplane_mm=get_profile("smoke").inplane_mm),
-                     progress=False)
-    write_datalist(tmp_path / "prep", tmp_path / "datalist.json")
-    require_profile_grid(TrainConfig(str(tmp_path / "datalist.json"), str(tmp_path / "run"), profile="smoke"))
+def test_data_prepared_for_another_profile_is_refused_with_what_to_rerun(smoke_datalist, tmp_path):
+    require_profile_grid(TrainConfig(str(smoke_datalist), str(tmp_path / "run"), profile="smoke"))
     with pytest.raises(KitError) as refused:
-        require_profile_grid(TrainConfig(str(tmp_path / "datalist.json"), str(tmp_path / "run"), profile="gpu"))
+        require_profile_grid(TrainConfig(str(smoke_datalist), str(tmp_path / "run"), profile="gpu"))
     message = str(refused.value)
     assert "2 mm in-plane grid (the smoke profile's)" in message and "trains the gpu profile (1 mm)" in message
     assert "Rerun notebooks 03 and 04 with profile = 'gpu'" in message
-    run = subprocess.run([sys.executable, "-m", "helpers", "train", "--datalist", str(tmp_path / "datalist.json"),
+    run = subprocess.run([sys.executable, "-m", "helpers", "train", "--datalist", str(smoke_datalist),  # a process
                           "--out", str(tmp_path / "run"), "--profile", "gpu"], capture_output=True, text=True)
     assert run.returncode == 2 and "Rerun notebooks 03 and 04" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "run").exists()

@@ -4,14 +4,13 @@ import pytest
 from monai.data import load_decathlon_datalist
 
 from helpers.data.datalist import LeakageError, build_datalist, check_no_leakage, series_split_leaks, write_datalist
-from helpers.data.resample import read_manifest, resample_dataset
+from helpers.data.resample import read_manifest
 
 
-@pytest.fixture(scope="module")
-def prep(small_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dl") / "prep"
-    resample_dataset(small_dataset, out, progress=False)
-    return out
+@pytest.fixture
+def prep(default_prep):
+    """The session's small dataset resampled with the default settings (conftest.default_prep)."""
+    return default_prep / "prep"
 
 
 def _patients(datalist, part):

@@ -20,9 +20,8 @@ from helpers.data.spider import read_series, scan_dataset
 from helpers.evaluation.dice import seed_style_score
 from helpers.evaluation.evaluate import evaluate, structure_metrics, to_spider_values
 from helpers.evaluation.predict import Predictor
-from helpers.training.loop import TrainConfig, train
 
-from .conftest import tree_digest
+from .conftest import kit, tree_digest
 
 
 def test_identical_masks_score_perfectly():
@@ -78,15 +77,6 @@ def test_seed_style_counts_background():
     assert seed_style_score(ref, pred) == pytest.approx(np.mean([1.0, 0.0, 0.0]))
 
 
-@pytest.fixture(scope="module")
-def trained(small_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    resample_dataset(small_dataset, root / "prep", progress=False)
-    write_datalist(root / "prep", root / "datalist.json")
-    train(TrainConfig(str(root / "datalist.json"), str(root / "run"), max_iterations=4, val_every=2), progress=False)
-    return root
-
-
 def test_spider_values_numbered_bottom_up(small_dataset):
     for s in scan_dataset(small_dataset).complete[:4]:
         _, mask = read_series(s)
@@ -100,7 +90,6 @@ def test_spider_values_numbered_bottom_up(small_dataset):
         assert (rebuilt[labelled] == original[labelled]).mean() > 0.95, s.stem
 
 
-@pytest.mark.slow
 def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, small_dataset, tmp_path):
     run = trained / "run"
     result = evaluate(run, part="test", progress=False)
@@ -125,9 +114,8 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     assert all(f"### View {n}" in text for n in (1, 2, 3)) and "**Which number to quote.**" in text
     challenge = json.loads((run / "eval" / "test" / "challenge.json").read_text())
     assert f"| overall | {_fmt_n(challenge['summary']['OveralDiceScore'])} |" in text
-    scored = subprocess.run([sys.executable, "-m", "helpers", "score", "--reference", str(small_dataset / "masks"),
-                             "--prediction", str(preds), "--json", str(tmp_path / "score.json")],
-                            capture_output=True, text=True)
+    scored = kit("score", "--reference", small_dataset / "masks", "--prediction", preds, "--json",
+                 tmp_path / "score.json")
     assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line
     assert json.loads((tmp_path / "score.json").read_text())["summary"] == challenge["summary"]
     assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 4
@@ -161,8 +149,7 @@ def test_predict_any_orientation_keeps_geometry(trained, small_dataset, tmp_path
         path = tmp_path / f"in_{orient}.mha"
         sitk.WriteImage(sitk.DICOMOrient(image, orient), str(path))
         out = tmp_path / f"out_{orient}.mha"
-        run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(path), "--run", str(trained / "run"),
-                              "--out", str(out)], capture_output=True, text=True)
+        run = kit("predict", path, "--run", trained / "run", "--out", out)
         assert run.returncode == 0, run.stderr[-2000:]
         pred, src = sitk.ReadImage(str(out)), sitk.ReadImage(str(path))
         assert pred.GetSize() == src.GetSize() and np.allclose(pred.GetDirection(), src.GetDirection())
@@ -173,8 +160,7 @@ def test_predict_on_a_real_sample(trained, real_samples, tmp_path):
     image = real_samples / "images" / "7_t2_SPACE.mha"
     out = tmp_path / "7.mha"
     Predictor(trained / "run")  # loads
-    run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(image), "--run", str(trained / "run"),
-                          "--out", str(out)], capture_output=True, text=True)
+    run = kit("predict", image, "--run", trained / "run", "--out", out)
     assert run.returncode == 0, run.stderr[-2000:]
     src, pred = sitk.ReadImage(str(image)), sitk.ReadImage(str(out))
     assert pred.GetSize() == src.GetSize() and pred.GetSpacing() == src.GetSpacing()
@@ -182,14 +168,14 @@ def test_predict_on_a_real_sample(trained, real_samples, tmp_path):
 
 
 def test_evaluate_without_a_run_says_so(tmp_path):
+    """`python -m helpers evaluate` as a process: the real entry point."""
     run = subprocess.run([sys.executable, "-m", "helpers", "evaluate", "--run", str(tmp_path)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "config.json: not found" in run.stderr
 
 
 def _predict(image, run, out):
-    return subprocess.run([sys.executable, "-m", "helpers", "predict", str(image), "--run", str(run),
-                           "--out", str(out)], capture_output=True, text=True)
+    return kit("predict", image, "--run", run, "--out", out)
 
 
 def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_path):
@@ -204,7 +190,7 @@ def test_damaged_or_mismatched_checkpoint_is_named(trained, small_dataset, tmp_p
     image = scan_dataset(small_dataset).complete[0].image
     for args in (["predict", str(image), "--run", str(run), "--out", str(tmp_path / "p.mha")],
                  ["evaluate", "--run", str(run)]):
-        cli = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True)
+        cli = kit(*args)
         assert cli.returncode == 2 and "Traceback" not in cli.stderr, cli.stderr[-2000:]
         assert f"{best}: is damaged" in cli.stderr and "to use checkpoint_last.pt instead" in cli.stderr
     assert not (tmp_path / "p.mha").exists()
@@ -277,7 +263,7 @@ def test_predictor_cleans_up_what_validation_chose(trained):
 
 def test_evaluate_and_predict_on_a_full_disk_say_so_and_keep_nothing_partial(trained, small_dataset, tmp_path):
     """A real small disk mounted over the run's eval/ folder, and as predict's output folder."""
-    from .test_faults import ROOT, kit, mounted, one_line
+    from .test_faults import ROOT, mounted, one_line
 
     if ROOT.args[0]:
         pytest.skip(ROOT.kwargs["reason"])

@@ -20,6 +20,8 @@ from helpers.course.exercises import context, exercises, is_right, solutions_tex
 from helpers.data.datalist import LeakageError, check_no_leakage, series_split_leaks, write_datalist
 from helpers.data.resample import ResampleSettings, resample_dataset
 
+from .conftest import kit
+
 STRUCTURES = ("vertebra", "disc", "canal")
 
 
@@ -32,8 +34,7 @@ def make_run(data: Path, root: Path) -> Path:
     for args in (["train", "--datalist", str(layout.datalist), "--out", str(layout.train), "--profile", "smoke",
                   "--max-iterations", "2", "--val-every", "2"],
                  ["evaluate", "--run", str(layout.train)]):
-        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, encoding="utf-8",
-                             errors="replace")  # progress bars draw with Unicode blocks, whatever the locale
+        run = kit(*args)
         assert run.returncode == 0, run.stderr[-3000:]
     from helpers.data.dicom_series import (  # notebook 07: a DICOM scan, SEG, bundle
         demo_scan,
@@ -45,8 +46,7 @@ def make_run(data: Path, root: Path) -> Path:
     for args in (["predict", str(layout.your_scan / "dicom"), "--run", str(layout.train), "--out",
                   str(layout.your_scan / "prediction.dcm")], ["export", "--run", str(layout.train), "--out",
                                                                 str(layout.bundle)]):
-        run = subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, encoding="utf-8",
-                             errors="replace")  # progress bars draw with Unicode blocks, whatever the locale
+        run = kit(*args)
         assert run.returncode == 0, run.stderr[-3000:]
     return root
 
@@ -193,6 +193,7 @@ def test_checks_say_when_the_run_is_missing(small_dataset, tmp_path, capsys):
 
 
 def test_solutions_command_prints_answers(small_dataset, tmp_path):
+    """`python -m helpers solutions` as a process: the real entry point."""
     run = subprocess.run([sys.executable, "-m", "helpers", "solutions", "--notebook", "00", "--data-dir",
                           str(small_dataset), "--run", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -18,12 +18,11 @@ import torch
 from helpers.core.atomic import digest, still_intact, write_image_atomic, write_text_atomic
 from helpers.core.errors import KitError
 from helpers.core.lock import LOCK_NAME, STALE_AFTER_S, folder_lock, holder_of
-from helpers.data.datalist import write_datalist
 from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.training.checkpoints import save_checkpoint
 from helpers.training.loop import TrainConfig, train
 
-from .conftest import tree_digest
+from .conftest import kit, tree_digest
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a file system for the test needs root")
 
@@ -42,10 +41,6 @@ def mounted(path: Path, size_kb: int, readonly: bool = False):
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def kit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True, encoding="utf-8")
-
-
 def one_line(result: subprocess.CompletedProcess) -> str:
     """The command failed with exit code 2 and one `error:` line, no traceback; that line."""
     assert result.returncode == 2, (result.returncode, result.stdout[-1500:], result.stderr[-1500:])
@@ -57,14 +52,6 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 
 def files_under(root: Path) -> dict[str, Path]:
     return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def smoke_datalist(small_dataset, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("faults")
-    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=2.0), progress=False)
-    write_datalist(root / "prep", root / "datalist.json")
-    return root / "datalist.json"
 
 
 # ---------------------------------------------------------------- a full disk
@@ -190,7 +177,8 @@ def test_temporary_files_of_a_killed_resample_are_removed_by_the_next(small_data
     stale = [out / "images" / ".tmp-abc-2_t1.nii", out / "records" / ".tmp-def-2_t1.json"]
     for path in stale:
         path.write_bytes(b"half")
-    rerun = kit("resample", str(small_dataset), "--out", str(out), "--profile", "smoke")
+    rerun = subprocess.run([sys.executable, "-m", "helpers", "resample", str(small_dataset), "--out", str(out),
+                            "--profile", "smoke"], capture_output=True, text=True, encoding="utf-8")  # the real entry
     assert rerun.returncode == 0 and "removed 2 temporary file(s) left by an interrupted run" in rerun.stdout
     assert not any(path.exists() for path in stale)
 

@@ -23,12 +23,12 @@ from helpers.figures.gallery import mean_dice, pick_cases, show_cases
 
 
 @pytest.fixture(scope="module")
-def grids(small_dataset, tmp_path_factory):
-    """The kit's grid and the seed's fixed size of the small dataset, as notebook 03 makes them."""
-    root = tmp_path_factory.mktemp("grids")
-    resample_dataset(small_dataset, root / "prep", progress=False)
-    resample_dataset(small_dataset, root / "prep_fixed_size", ResampleSettings(mode="fixed_size"), progress=False)
-    return root
+def grids(small_dataset, default_prep, tmp_path_factory):
+    """The kit's grid (the session's default_prep) and the seed's fixed size of the small dataset, as notebook 03
+    makes them: {"prep": folder, "prep_fixed_size": folder}."""
+    fixed = tmp_path_factory.mktemp("grids") / "prep_fixed_size"
+    resample_dataset(small_dataset, fixed, ResampleSettings(mode="fixed_size"), progress=False)
+    return {"prep": default_prep / "prep", "prep_fixed_size": fixed}
 
 
 @pytest.fixture(autouse=True)
@@ -56,12 +56,12 @@ def test_convention_examples_pick_one_series_of_each():
 
 
 def test_intensity_figure_uses_the_seeds_window_and_the_kits_normalisation(small_dataset, grids, tmp_path):
-    records = read_manifest(grids / "prep")["series"]
+    records = read_manifest(grids["prep"])["series"]
     examples = convention_examples(records)
     assert examples["mapped"] and examples["raw"], "the synthetic set holds both conventions"
     low = {r["series"]: r["normalisation"]["value_low"] for r in records}
     assert low[examples["mapped"]] < MAPPED_BELOW and low[examples["raw"]] >= 0
-    fig = plot_intensities(scan_dataset(small_dataset), grids / "prep", save=tmp_path / "03_intensities.png")
+    fig = plot_intensities(scan_dataset(small_dataset), grids["prep"], save=tmp_path / "03_intensities.png")
     stored, window, kit = fig.axes
     assert [t.get_text() for t in stored.get_legend().get_texts()] == [examples["mapped"], examples["raw"]]
     assert window.get_title() == f"seed: CT window [{CT_WINDOW[0]:g}, {CT_WINDOW[1]:g}] -> [0, 1]"
@@ -72,8 +72,8 @@ def test_intensity_figure_uses_the_seeds_window_and_the_kits_normalisation(small
 
 
 def test_grids_figure_draws_one_series_three_ways(small_dataset, grids, tmp_path):
-    first = read_manifest(grids / "prep")["series"][0]
-    fig = plot_grids(scan_dataset(small_dataset), grids / "prep", grids / "prep_fixed_size",
+    first = read_manifest(grids["prep"])["series"][0]
+    fig = plot_grids(scan_dataset(small_dataset), grids["prep"], grids["prep_fixed_size"],
                      save=tmp_path / "03_before_after.png")
     assert fig._suptitle.get_text().startswith(first["series"])
     titles = [ax.get_title() for ax in fig.axes]
@@ -104,14 +104,14 @@ def test_cases_are_ranked_by_mean_dice_over_the_structures():
 
 
 def test_cases_figure_shows_reference_prediction_and_errors(grids, tmp_path):
-    records = read_manifest(grids / "prep")["series"][:3]
+    records = read_manifest(grids["prep"])["series"][:3]
     for record in records:  # a perfect "prediction": the reference itself
         _, reference = reference_structures(record)
         (tmp_path / "eval" / "structures").mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(reference, str(tmp_path / "eval" / "structures" / f"{record['series']}.mha"))
     table = pd.DataFrame({"series": [r["series"] for r in records], "dice_vertebra": [0.9, 0.5, 0.1],
                           "dice_disc": [0.9, 0.5, 0.1], "dice_canal": [0.9, 0.5, 0.1]})
-    fig = show_cases(pick_cases(table), grids / "prep", tmp_path / "eval", save=tmp_path / "cases.png")
+    fig = show_cases(pick_cases(table), grids["prep"], tmp_path / "eval", save=tmp_path / "cases.png")
     assert len(fig.axes) == 9
     titles = [fig.axes[i].get_title() for i in (0, 3, 6)]
     assert [t.split(":")[0] for t in titles] == ["best", "median", "worst"]

@@ -2,19 +2,89 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from helpers.core.runtime import HEADLESS_ENV
 from helpers.course.runner import course_notebooks, run_notebooks
 from tools.links import SETUP_CELL, repository_url
 
-from .conftest import tree_digest
+from .conftest import kit, tree_digest
 
 # these tests check that every notebook runs, not how well the model learns (the course run and
 # `python -m tools.bench` measure that): a few training iterations are enough
 PLUMBING = {"max_iterations": 20}
+WALK = {"max_iterations": 4}  # the fast tier's walk: on the session's small dataset, fewer still
+
+
+@pytest.fixture(scope="module")
+def walk(small_dataset, tmp_path_factory):
+    """Every notebook, run once for the tests below, on the session's small dataset (6 small patients: resampling,
+    training and evaluation take seconds) with a few iterations: notebook 00 given a copy of it as a folder of one's
+    own (the smoke profile's synthetic data, which it would make, is made by the slow walk), then notebooks 01 to 07
+    by `python -m helpers run-notebooks` (in this process) from the run's parent folder, the data given relative to
+    it. (root, what the command printed, digest of the small dataset before)."""
+    root = tmp_path_factory.mktemp("walk")
+    own = Path(shutil.copytree(small_dataset, root / "own"))
+    (own / ".synthetic.json").unlink()  # a SPIDER-layout folder that notebook 00 takes as it is
+    before = tree_digest(small_dataset)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(HEADLESS_ENV, "1")  # what run_notebooks sets for its kernels, undone afterwards
+        timings = run_notebooks("smoke", only=["00"], data_dir=str(own), out=str(root / "run"), extra=WALK)
+    assert [name for name, _ in timings] == [course_notebooks()[0].name]
+    rest = [b.name[:2] for b in course_notebooks()[1:]]
+    ran = kit("run-notebooks", "--only", ",".join(rest), "--data-dir", os.path.relpath(small_dataset, root), "--out",
+              "run", "--max-iterations", WALK["max_iterations"], cwd=root)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert f"ran {len(rest)} notebooks in" in ran.stdout
+    return root, ran.stdout, before
+
+
+def test_every_notebook_runs_on_small_data(walk):
+    root, printed, _ = walk
+    out = root / "run"
+    assert [line.split()[1] for line in printed.splitlines() if line.startswith("running ")] == [
+        b.name for b in course_notebooks()[1:]]
+    for book in course_notebooks():
+        executed = json.loads((out / "notebooks" / book.name).read_text())
+        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, book.name
+        assert any("injected-parameters" in c["metadata"].get("tags", []) for c in executed["cells"])
+
+
+def test_the_walk_leaves_what_each_notebook_makes(walk, small_dataset):
+    root, _, before = walk
+    out = root / "run"
+    assert "found a dataset in" in _printed(out / "notebooks" / "00_data.ipynb")
+    assert {"00_first_look.png", "01_t1_t2_overlay.png", "02_spacing_intensity.png", "03_before_after.png",
+            "03_intensities.png", "05_curves.png", "07_prediction.png"} <= {p.name for p in (out / "figures").iterdir()}
+    assert (out / "tables" / "inspection.csv").is_file()
+    assert (out / "prep" / "manifest.json").is_file() and (out / "datalist.json").is_file()
+    assert (out / "train" / "checkpoint_best.pt").is_file()
+    assert json.loads((out / "train" / "config.json").read_text())["max_iterations"] == WALK["max_iterations"]
+    assert (out / "train" / "eval" / "test" / "metrics.csv").is_file()
+    report = (out / "report" / "README.md").read_text()
+    assert "Synthetic data" in report and "per structure" in report
+    assert (out / "your_scan" / "prediction.dcm").is_file()
+    assert (out / "bundle" / "configs" / "inference.json").is_file()
+    assert tree_digest(small_dataset) == before  # the notebooks write into the run folder only
+
+
+def test_relative_data_dir_is_taken_from_where_the_command_runs(walk, small_dataset):
+    root, _, _ = walk
+    assert (root / "run" / "figures" / "01_t1_t2_overlay.png").is_file()  # notebook 01 of the walk found the data
+    datalist = json.loads((root / "run" / "datalist.json").read_text())
+    assert datalist["data"]["data_dir"] == str(small_dataset)
+
+
+def _printed(book) -> str:
+    nb = json.loads(book.read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
 
 
 @pytest.mark.slow
@@ -53,15 +123,8 @@ def test_course_runs_on_real_samples(real_samples, tmp_path):
     assert tree_digest(real_samples) == before
 
 
-def test_relative_data_dir_is_taken_from_where_the_command_runs(real_samples, tmp_path):
-    run = subprocess.run([sys.executable, "-m", "helpers", "run-notebooks", "--only", "01", "--data-dir",
-                          os.path.relpath(real_samples, tmp_path), "--out", "run"], capture_output=True, text=True,
-                         cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert (tmp_path / "run" / "figures" / "01_t1_t2_overlay.png").is_file()
-
-
 def test_runner_names_the_failing_notebook_and_cell(tmp_path):
+    """`python -m helpers run-notebooks` as a process: the real entry point."""
     run = subprocess.run([sys.executable, "-m", "helpers", "run-notebooks", "--only", "01",
                           "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "run")],
                          capture_output=True, text=True)

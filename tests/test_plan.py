@@ -10,18 +10,14 @@ import json
 import pytest
 
 from helpers.core.errors import KitError
-from helpers.data.datalist import write_datalist
-from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.training import plan as plan_module
 from helpers.training.loop import TrainConfig, plan_for, train
 
 
-@pytest.fixture(scope="module")
-def datalist(small_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("plan")
-    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=2.0), progress=False)
-    write_datalist(root / "prep", root / "datalist.json")
-    return root / "datalist.json"
+@pytest.fixture
+def datalist(smoke_datalist):
+    """The session's small dataset on the smoke profile's grid (conftest.smoke_datalist)."""
+    return smoke_datalist
 
 
 def test_the_plan_measures_what_caching_needs(datalist, tmp_path):

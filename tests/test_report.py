@@ -66,3 +66,17 @@ def test_report_from_a_run_folder(tmp_path):
     assert "Synthetic data" in text and "0.087 |" in text and "0.0870580259846191" not in text
     assert "0.7154" in text and "(no CT window)" in text and "Best validation mean Dice 0.500" in text
     assert (tmp_path / "report" / "index.html").read_text().count("<table>") >= 3
+
+
+def test_report_command(tmp_path):
+    """`python -m helpers report` (in this process): the report of a run folder, or what to do first."""
+    from .conftest import kit
+
+    run = _fake_run(tmp_path)
+    made = kit("report", "--run", run, "--out", tmp_path / "report")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert made.stdout.strip().endswith(f"wrote {tmp_path / 'report' / 'README.md'}")
+    assert "Synthetic data" in (tmp_path / "report" / "README.md").read_text()
+    missing = kit("report", "--run", tmp_path / "none", "--out", tmp_path / "other")
+    assert missing.returncode == 2 and "not found; train (notebook 05) and evaluate (notebook 06)" in missing.stderr
+    assert not (tmp_path / "other").exists()

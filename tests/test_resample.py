@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from helpers.data.resample import (
 )
 from helpers.data.spider import read_series, scan_dataset
 
-from .conftest import break_values, tree_digest
+from .conftest import break_values, kit, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +188,7 @@ def test_bad_values_are_skipped_named_and_never_written(dataset_copy, tmp_path):
     listed = {i["series"] for part in ("training", "validation", "test") for i in datalist[part]}
     assert listed.isdisjoint(expected) and len(listed) == len(manifest["series"])
     assert datalist["skipped"] == result.failed
-    run = subprocess.run([sys.executable, "-m", "helpers", "datalist", str(out), "--out", str(tmp_path / "d.json")],
-                         capture_output=True, text=True)
+    run = kit("datalist", out, "--out", tmp_path / "d.json")
     assert run.returncode == 0, run.stderr
     assert [line for line in run.stdout.splitlines() if line.startswith("  NOT USED ")] == \
         [f"  NOT USED {reason}" for reason in result.failed]

@@ -14,13 +14,12 @@ import pytest
 import SimpleITK as sitk
 
 from helpers.core.errors import DataError
-from helpers.data.datalist import write_datalist
 from helpers.data.dicom_series import read_scan, write_dicom_series
-from helpers.data.resample import resample_dataset
 from helpers.data.spider import read_series, scan_dataset
 from helpers.evaluation.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
 from helpers.evaluation.predict import predict_file
-from helpers.training.loop import TrainConfig, train
+
+from .conftest import kit
 
 
 def scan_like(image: sitk.Image) -> sitk.Image:
@@ -34,13 +33,10 @@ def scan_like(image: sitk.Image) -> sitk.Image:
     return out
 
 
-@pytest.fixture(scope="module")
-def run(small_dataset, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("scans")
-    resample_dataset(small_dataset, root / "prep", progress=False)
-    write_datalist(root / "prep", root / "datalist.json")
-    train(TrainConfig(str(root / "datalist.json"), str(root / "run"), max_iterations=4, val_every=4), progress=False)
-    return root / "run"
+@pytest.fixture
+def run(trained) -> Path:
+    """The session's tiny trained run (conftest.trained)."""
+    return trained / "run"
 
 
 def _scans(small_dataset: Path, real: Path | None) -> dict[str, sitk.Image]:
@@ -103,8 +99,7 @@ def test_dicom_seg_reads_back_segment_for_segment(run, small_dataset, tmp_path):
     codes = {seg.get_segment_description(n).segmented_property_type.value for n in seg.segment_numbers}
     assert codes == {"51282000", "360499006", "61853006"}  # SNOMED CT: vertebra, intervertebral disc, spinal canal
     # the command line: DICOM in, DICOM SEG out, the same mask as the label image it writes
-    out = subprocess.run([sys.executable, "-m", "helpers", "predict", str(tmp_path / "dicom"), "--run", str(run),
-                          "--out", str(tmp_path / "pred.dcm")], capture_output=True, text=True)
+    out = kit("predict", tmp_path / "dicom", "--run", run, "--out", tmp_path / "pred.dcm")
     assert out.returncode == 0, out.stderr[-2000:]
     predict_file(tmp_path / "dicom", run, tmp_path / "pred.mha")
     predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pred.mha")))
@@ -147,6 +142,6 @@ def test_what_cannot_be_segmented_is_named(small_dataset, tmp_path):
     (tmp_path / "picture.png").write_bytes(b"\x89PNG")
     with pytest.raises(DataError, match="not an image file the kit reads"):
         read_scan(tmp_path / "picture.png")
-    run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(tmp_path / "empty"), "--run",
+    run = subprocess.run([sys.executable, "-m", "helpers", "predict", str(tmp_path / "empty"), "--run",  # a process
                           str(tmp_path), "--out", str(tmp_path / "x.nii.gz")], capture_output=True, text=True)
     assert run.returncode == 2 and "holds no readable DICOM series" in run.stderr and "Traceback" not in run.stderr

@@ -24,7 +24,7 @@ from helpers.data.spider import (
     value_problems,
 )
 
-from .conftest import tree_digest
+from .conftest import kit, tree_digest
 
 
 def test_parse_stem():
@@ -108,13 +108,12 @@ def test_read_errors_name_the_file(dataset_copy):
 
 def test_cli_reports_without_traceback(dataset_copy, tmp_path):
     _break(dataset_copy)
-    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(dataset_copy), "--csv",
+    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(dataset_copy), "--csv",  # a process
                           str(tmp_path / "t.csv")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "FLAGGED" in run.stdout and "Traceback" not in run.stdout + run.stderr
     assert (tmp_path / "t.csv").read_text().count("\n") > 5
-    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(tmp_path / "missing")],
-                         capture_output=True, text=True)
+    run = kit("inspect", tmp_path / "missing")
     assert run.returncode == 2 and "does not exist" in run.stderr and "Traceback" not in run.stderr
 
 
@@ -185,7 +184,7 @@ def test_bad_values_are_flagged_not_for_training_and_nothing_changes(bad_values_
 
 def test_cli_inspect_names_bad_values(bad_values_copy):
     root, expected = bad_values_copy
-    run = subprocess.run([sys.executable, "-m", "helpers", "inspect", str(root)], capture_output=True, text=True)
+    run = kit("inspect", root)
     assert run.returncode == 0, run.stderr
     assert f"{len(expected)} not used for training" in run.stdout and "Traceback" not in run.stdout + run.stderr
     for stem, what in expected.items():

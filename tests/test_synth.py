@@ -95,3 +95,42 @@ def test_realistic_scale_matches_spider_grids(tmp_path):
         spacing = sorted(img.GetSpacing())
         assert 0.25 <= spacing[0] <= 1.2 and spacing[-1] >= 0.9, (s.stem, spacing)
         assert max(img.GetSize()) >= 216, (s.stem, img.GetSize())
+
+
+def test_synth_command_writes_the_same_bytes(tmp_path):
+    """`python -m helpers synth` (in this process) writes what write_dataset writes, and says so."""
+    from .conftest import kit
+
+    made = kit("synth", "--out", tmp_path / "cli", "--cases", "2", "--seed", "7", "--scale", "0.15")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert made.stdout.splitlines()[-1] == f"wrote 2 synthetic patients to {tmp_path / 'cli'}"
+    direct = write_dataset(tmp_path / "direct", cases=2, seed=7, scale=0.15, progress=False)
+    assert tree_digest(tmp_path / "cli") == tree_digest(direct)
+
+
+def test_ensure_synthetic_makes_keeps_remakes_and_refuses(tmp_path):
+    """Notebook 00's synthetic data: made once, kept while the settings stay, made again (its own files only) when
+    they change; a folder it did not make is refused, never overwritten."""
+    import json
+
+    import pytest
+
+    from helpers.core.errors import DataError
+    from helpers.data.synth import MARKER, ensure_synthetic
+
+    out = tmp_path / "synthetic"
+    assert ensure_synthetic(out, cases=1, seed=5, scale=0.15) is True
+    made = tree_digest(out)
+    assert made == tree_digest(write_dataset(tmp_path / "direct", cases=1, seed=5, scale=0.15, progress=False))
+    (out / "notes.txt").write_text("mine")  # a file of the student's in the folder
+    assert ensure_synthetic(out, cases=1, seed=5, scale=0.15) is False  # up to date: nothing written
+    assert {name: h for name, h in tree_digest(out).items() if name != "notes.txt"} == made
+    assert ensure_synthetic(out, cases=2, seed=5, scale=0.15) is True
+    assert json.loads((out / MARKER).read_text())["settings"]["cases"] == 2
+    assert (out / "notes.txt").read_text() == "mine"  # only its own files were replaced
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "scan.mha").write_text("not synthetic")
+    with pytest.raises(DataError, match="was not made by the synthetic generator"):
+        ensure_synthetic(other, cases=1, seed=5, scale=0.15)
+    assert (other / "scan.mha").read_text() == "not synthetic"

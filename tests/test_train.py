@@ -24,20 +24,18 @@ from helpers.training.checkpoints import LAST, PREV, kept_checkpoints, load_chec
 from helpers.training.loop import TrainConfig, TrainingDiverged, train
 from helpers.training.run_log import read_metrics
 
-from .conftest import tree_digest
+from .conftest import kit, tree_digest
 
 
-@pytest.fixture(scope="module")
-def datalist(small_dataset, tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    resample_dataset(small_dataset, root / "prep", ResampleSettings(min_inplane_mm=2.0), progress=False)  # smoke grid
-    write_datalist(root / "prep", root / "datalist.json")
-    return root / "datalist.json"
+@pytest.fixture
+def datalist(smoke_datalist):
+    """The session's small dataset on the smoke profile's grid (conftest.smoke_datalist)."""
+    return smoke_datalist
 
 
-def _cmd(datalist, out, iterations, val_every):
-    return [sys.executable, "-m", "helpers", "train", "--datalist", str(datalist), "--out", str(out),
-            "--max-iterations", str(iterations), "--val-every", str(val_every)]
+def _args(datalist, out, iterations, val_every):
+    return ["train", "--datalist", str(datalist), "--out", str(out), "--max-iterations", str(iterations),
+            "--val-every", str(val_every)]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +73,8 @@ def test_short_run_learns_beyond_chance(smoke_scale_datalist, tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes_where_it_stopped(datalist, tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(datalist, out, 12, 3), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "helpers", *_args(datalist, out, 12, 3)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # a process, to be killed
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint_last.pt").is_file():
         time.sleep(0.2)
@@ -84,23 +83,23 @@ def test_killed_run_resumes_where_it_stopped(datalist, tmp_path):
     proc.wait()
     saved = load_checkpoint(out / "checkpoint_last.pt")["iteration"]
     assert 3 <= saved < 12
-    rerun = subprocess.run(_cmd(datalist, out, 12, 3), capture_output=True, text=True)
+    rerun = kit(*_args(datalist, out, 12, 3))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"resuming {out} from iteration {saved}" in rerun.stdout
     assert load_checkpoint(out / "checkpoint_last.pt")["iteration"] == 12
     vals = [e["iteration"] for e in read_metrics(out) if e["kind"] == "validation"]
     assert vals == [3, 6, 9, 12]
-    again = subprocess.run(_cmd(datalist, out, 12, 3), capture_output=True, text=True)
+    again = kit(*_args(datalist, out, 12, 3))
     assert "already finished" in again.stdout
     assert load_checkpoint(out / PREV)["iteration"] == 9
     _truncate(out / LAST)  # a damaged last checkpoint costs one validation interval, not the run
-    longer = subprocess.run(_cmd(datalist, out, 15, 3), capture_output=True, text=True)
+    longer = kit(*_args(datalist, out, 15, 3))
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert f"{out / LAST}: is damaged" in longer.stdout and f"resuming {out} from iteration 9" in longer.stdout
     assert [e["iteration"] for e in read_metrics(out) if e["kind"] == "validation"] == [3, 6, 9, 12, 15]
     _truncate(out / LAST)
     _truncate(out / PREV)
-    broken = subprocess.run(_cmd(datalist, out, 18, 3), capture_output=True, text=True)
+    broken = kit(*_args(datalist, out, 18, 3))
     assert broken.returncode == 2 and "Traceback" not in broken.stderr
     assert f"{out / LAST}: is damaged" in broken.stderr and f"Move {LAST} out of" in broken.stderr
 
@@ -145,7 +144,6 @@ def test_bad_datalists_say_what_is_wrong(datalist, tmp_path):
             load_datalist(path)
 
 
-@pytest.mark.slow
 def test_nan_input_stops_training_as_bad_data_and_keeps_the_checkpoint(small_dataset, tmp_path):
     resample_dataset(small_dataset, tmp_path / "prep", progress=False)
     write_datalist(tmp_path / "prep", tmp_path / "datalist.json")
@@ -164,7 +162,6 @@ def test_nan_input_stops_training_as_bad_data_and_keeps_the_checkpoint(small_dat
     assert hashlib.sha256((tmp_path / "run" / "checkpoint_last.pt").read_bytes()).hexdigest() == digest
 
 
-@pytest.mark.slow
 def test_true_divergence_keeps_its_message_and_names_no_missing_checkpoint(datalist, tmp_path):
     config = TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=6, val_every=100, lr=1e30)
     with pytest.raises(TrainingDiverged) as err:
@@ -441,3 +438,17 @@ def test_a_run_recorded_before_the_one_axis_order_reads_the_same(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(dict(old, patch_size=[64, 64, 16])))  # (16, 64, 64) now
     with pytest.raises(KitError, match=r"patch_size \[16, 64, 64\] there, \[64, 64, 16\] now"):
         _check_resumable(tmp_path, TrainConfig(**new))
+
+
+def test_what_is_not_given_is_the_profiles(tmp_path):
+    """Notebook 05 with nothing set (`max_iterations = 0`, passed on as None) and `train` without options train the
+    profile's own recipe; a value given wins (the tests and the class rehearsal give a few iterations)."""
+    from helpers.core.profiles import PROFILES
+
+    for name, profile in PROFILES.items():
+        recipe = TrainConfig("datalist.json", str(tmp_path), profile=name, max_iterations=0 or None).resolved()
+        assert (recipe.max_iterations, recipe.val_every, recipe.lr) == (profile.max_iterations, profile.val_every,
+                                                                         profile.lr), name
+        assert recipe.patch_size == list(profile.patch_size) and recipe.batch_size == profile.batch_size, name
+        given = TrainConfig("datalist.json", str(tmp_path), profile=name, max_iterations=4).resolved()
+        assert given.max_iterations == 4 and given.val_every == profile.val_every, name
