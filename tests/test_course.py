@@ -14,6 +14,8 @@ from helpers.course.choice import course_file, follow_course, record_course
 from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.training.loop import TrainConfig, require_profile_grid
 
+from .conftest import kit
+
 
 @pytest.fixture
 def course_env(tmp_path, monkeypatch):
@@ -86,7 +88,6 @@ def test_data_prepared_for_another_profile_is_refused_with_what_to_rerun(smoke_d
     message = str(refused.value)
     assert "2 mm in-plane grid (the smoke profile's)" in message and "trains the gpu profile (1 mm)" in message
     assert "Rerun notebooks 03 and 04 with profile = 'gpu'" in message
-    run = subprocess.run([sys.executable, "-m", "helpers", "train", "--datalist", str(smoke_datalist),  # a process
-                          "--out", str(tmp_path / "run"), "--profile", "gpu"], capture_output=True, text=True)
+    run = kit("train", "--datalist", smoke_datalist, "--out", tmp_path / "run", "--profile", "gpu")
     assert run.returncode == 2 and "Rerun notebooks 03 and 04" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "run").exists()
