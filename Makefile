@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint report clean-outputs
+.PHONY: run test test-all lint report clean-outputs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the whole course, headless, on synthetic data (smoke profile)
 	$(PY) -m helpers run-notebooks --profile smoke
 
-test: $(STAMP)  ## the test suite
+test: $(STAMP)  ## the fast tier: every module and every notebook on small data, a few minutes
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+test-all: $(STAMP)  ## the whole suite, slow tier too (course walks, class, Colab, faults, browser): what CI runs
 	$(PY) -m pytest -q
 
 report: $(STAMP)  ## on purpose: copy the course run's report (outputs/) into the committed report/
