@@ -26,7 +26,8 @@ def test_the_plan_measures_what_caching_needs(datalist, tmp_path):
     voxels = sum(plan_module.voxels(datalist.parent / i["image"]) for i in items["training"] + items["validation"])
     assert 5 * voxels < plan.cache_needed < 25 * voxels  # image float32, label uint8, class indices
     assert plan.cache_rate == 1.0 and not plan.problems
-    assert plan.lines[0].startswith("plan: cpu; 8.9 M parameters; patch (64, 64, 16)")
+    assert plan.lines[0].startswith("plan: cpu (")  # then the precision, and why
+    assert f"); {plan.parameters / 1e6:.1f} M parameters; patch (64, 64, 16)" in plan.lines[0]
 
 
 def test_a_cache_too_large_for_the_free_memory_is_cached_in_part(datalist, tmp_path, monkeypatch, capsys):
@@ -42,7 +43,9 @@ def test_a_cache_too_large_for_the_free_memory_is_cached_in_part(datalist, tmp_p
 def test_checkpoints_that_cannot_fit_stop_the_run_before_it_starts(datalist, tmp_path, monkeypatch):
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(plan_module.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
-    with pytest.raises(KitError, match=r"this run cannot fit: .*run: 0.0 GB free, the checkpoints need about 0.3 GB"):
+    need = plan_for(TrainConfig(str(datalist), str(tmp_path / "probe"))).disk_needed / 1e9
+    expected = rf"this run cannot fit: .*run: 0.0 GB free, the checkpoints need about {need:.1f} GB"
+    with pytest.raises(KitError, match=expected):
         train(TrainConfig(str(datalist), str(tmp_path / "run"), max_iterations=3, val_every=3), progress=False)
     assert not list((tmp_path / "run").glob("checkpoint_*.pt"))
 

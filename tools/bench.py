@@ -12,11 +12,13 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import resource
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,21 @@ from helpers.core.profiles import get_profile
 from tools.bench_markdown import NOTES, RECIPES, TARGETS, to_markdown
 
 
+def cpu_info() -> dict:
+    """The CPU's model, the vector instructions that decide a step's speed, and the precision the kit trains in."""
+    from helpers.training.models import cpu_has_native_bf16, cpu_precision
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    flags = set(re.search(r"^flags\s*:\s*(.+)$", text, re.M).group(1).split()) if "flags" in text else set()
+    return {"cpu": model.group(1).strip() if model else platform.processor() or platform.machine(),
+            "avx2": "avx2" in flags, "avx512": "avx512f" in flags, "native_bf16": cpu_has_native_bf16(),
+            "precision": cpu_precision()}
+
+
 def machine() -> dict:
     import monai
     import torch
@@ -36,7 +53,8 @@ def machine() -> dict:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "ram_gib": round(ram, 1), "torch": torch.__version__, "monai": monai.__version__,
-            "threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            **cpu_info()}
     return info
 
 
@@ -399,17 +417,55 @@ def bench_training(tmp: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def bench_course(tmp: Path) -> tuple[dict, dict]:
-    """The whole course headless (smoke profile) with its test Dice, then inference with its model."""
+# what a CPU with AVX2 and no AVX-512 runs (most laptops, Colab's CPU runtimes), on a CPU that has more: torch's own
+# kernels and oneDNN's (the convolutions) limited to AVX2
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def course_modes(cpu: dict) -> list[tuple[str, dict]]:
+    """The precisions the course is measured in here: float32 always (what a CPU without native bfloat16 runs),
+    float32 on AVX2 alone where this CPU has AVX-512, and bfloat16 where this CPU computes it natively."""
+    from helpers.training.models import CPU_PRECISION_ENV
+
+    modes = [("float32", {CPU_PRECISION_ENV: "float32"})]
+    if cpu["avx512"]:
+        modes.append(("float32, AVX2 only", {CPU_PRECISION_ENV: "float32", **AVX2_ONLY}))
+    if cpu["native_bf16"]:
+        modes.append(("bfloat16 (native)", {CPU_PRECISION_ENV: "auto"}))
+    return modes
+
+
+@contextmanager
+def _environment(values: dict):
+    """Environment variables set for what starts inside (the notebook kernels), restored after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def bench_course(tmp: Path) -> tuple[list[dict], dict]:
+    """The whole course headless (smoke profile) with its test Dice, once per precision of `course_modes`, each from
+    fresh data; then inference with the first run's model."""
     from helpers.course.runner import run_notebooks
 
-    t0 = time.perf_counter()
-    timings = run_notebooks("smoke", data_dir=str(tmp / "course_data"), out=str(tmp / "course"))
-    course = {"seconds": time.perf_counter() - t0, "notebooks": dict(timings),
-              "test": course_quality(tmp / "course"), "load_average": os.getloadavg()[0]}
-    images = sorted(str(p) for p in (tmp / "course_data" / "images").glob("*.mha"))[:4]
-    result, peak = _isolated(inference_worker, str(tmp / "course" / "train"), images)
-    return course, {**result, "peak_rss_mb": peak}
+    runs = []
+    for i, (mode, env) in enumerate(course_modes(cpu_info())):
+        print(f"  course in {mode} ...", flush=True)
+        with _environment(env):
+            t0 = time.perf_counter()
+            timings = run_notebooks("smoke", data_dir=str(tmp / f"course_data_{i}"), out=str(tmp / f"course_{i}"))
+            runs.append({"mode": mode, "env": env, "seconds": time.perf_counter() - t0, "notebooks": dict(timings),
+                         "test": course_quality(tmp / f"course_{i}"), "load_average": os.getloadavg()[0]})
+    images = sorted(str(p) for p in (tmp / "course_data_0" / "images").glob("*.mha"))[:4]
+    result, peak = _isolated(inference_worker, str(tmp / "course_0" / "train"), images)
+    return runs, {**result, "peak_rss_mb": peak}
 
 
 def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = None,
@@ -447,8 +503,8 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             print("scoring ...", flush=True)
             runs = [Path(r) for r in ([run] if isinstance(run, (str, Path)) else run or [])]
             command = "python -m tools.bench" + (" --only scoring" if only else "") + " --run RUN" * len(runs)
-            if not runs and (tmp / "course" / "train").is_dir():
-                runs = [tmp / "course" / "train"]
+            if not runs and (tmp / "course_0" / "train").is_dir():
+                runs = [tmp / "course_0" / "train"]
             results["scoring"] = {**bench_scoring(tmp, runs), "command": command, "machine": machine()}
         if "class" in sections:
             print("the real class, rehearsed (gpu profile on the CPU) ...", flush=True)

@@ -47,19 +47,23 @@ class Profile:
     class_ratios: tuple[float, float, float, float] = (2.0, 1.0, 1.0, 1.0)
     loss: str = "dicece"  # one of LOSSES
     inplane_mm: float = MIN_INPLANE_MM  # in-plane spacing floor of its data (ResampleSettings.min_inplane_mm)
+    # channels-last memory on a CPU: oneDNN's convolutions of the narrow smoke UNETR run 15-20 % faster a step in
+    # float32 and bfloat16 alike; for feature size 16 it gains 4 % in float32 and loses 10 % in bfloat16 (README.md)
+    cpu_channels_last: bool = False
 
 
-SMALL_UNETR = {"feature_size": 16, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
+SMALL_UNETR = {"feature_size": 8, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
 SEED_UNETR = {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12}
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile(
-            "smoke", "CPU, small synthetic data resampled to 2 mm in-plane, 1,000 iterations: a working model",
+            "smoke", "CPU, small synthetic data resampled to 2 mm in-plane, 700 iterations of a narrow UNETR: a "
+            "working model in minutes, float32 or bfloat16",
             synth_patients=16, synth_scale=0.5, patch_size=(64, 64, 16), batch_size=2, samples_per_volume=1,
-            max_iterations=1000, val_every=200, model=SMALL_UNETR,
-            lr=3e-3,  # a narrow network and a thousand small steps: a large step, with warmup, is stable (README.md)
+            max_iterations=700, val_every=175, model=SMALL_UNETR, cpu_channels_last=True,
+            lr=3e-3,  # a narrow network and many small steps: a large step, with warmup, is stable (README.md)
             inplane_mm=2.0,  # 128 mm of context in a 64-voxel patch (see above; README.md, the recipe)
         ),
         Profile(

@@ -200,7 +200,7 @@ def plan_for(config: TrainConfig, device: str | None = None):
     patch = tuple(int(v) for v in config.patch_size)
     model = build_model(config.model, patch, config.model_options, out_channels=len(class_structures(asdict(config))))
     return make_plan(model, dev, data["training"] + data["validation"], _training_chain(config), Path(config.run_dir),
-                     config.max_iterations, patch, config.batch_size * config.samples_per_volume)
+                     config.max_iterations, patch, config.batch_size * config.samples_per_volume, config.amp)
 
 
 def _training_chain(config: TrainConfig):
@@ -343,12 +343,20 @@ def _build(config: TrainConfig, procs: Processes) -> _Run:
     patch = tuple(int(v) for v in config.patch_size)
     set_determinism(config.seed + procs.rank)
     classes = class_structures(asdict(config))
-    model = build_model(config.model, patch, config.model_options, out_channels=len(classes)).to(device)
+    model = build_model(config.model, patch, config.model_options, out_channels=len(classes))
+    model = model.to(device, memory_format=memory_format(config, device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, round(config.warmup * config.max_iterations)),
                                      t_total=config.max_iterations)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, amp) == torch.float16)
     return _Run(config, device, amp, patch, classes, model, optimizer, scheduler, scaler, build_loss(config.loss))
+
+
+def memory_format(config: TrainConfig, device: torch.device) -> torch.memory_format:
+    """How the network's weights and input lie in memory: channels-last where the profile says it pays (a CPU)."""
+    if device.type == "cpu" and get_profile(config.profile).cpu_channels_last:
+        return torch.channels_last_3d
+    return torch.preserve_format
 
 
 def _resume(run: _Run, procs: Processes) -> None:
@@ -373,7 +381,7 @@ def _plan(run: _Run, data: dict, procs: Processes) -> float:
     config = run.config
     items = data["training"] + (data["validation"] if procs.main else [])
     plan = make_plan(run.model, run.device, items, _training_chain(config), run.dir, config.max_iterations,
-                     run.patch, config.batch_size * config.samples_per_volume)
+                     run.patch, config.batch_size * config.samples_per_volume, config.amp)
     for line in plan.lines:
         procs.log(line)
     if not data["validation"]:
@@ -456,7 +464,8 @@ def _due(iteration: int, every: int, last: int) -> bool:
 def _step(run: _Run, net: torch.nn.Module, batch: dict) -> float:
     """One optimisation step on a checked batch; its loss. TrainingDiverged when the loss is not finite."""
     check_batch(batch, len(run.classes))
-    image, label = batch["image"].to(run.device), batch["label"].to(run.device)
+    image = batch["image"].to(run.device, memory_format=memory_format(run.config, run.device))
+    label = batch["label"].to(run.device)
     run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.amp):
         loss = run.loss_fn(net(image), label)

@@ -5,6 +5,7 @@ Used by notebooks 05 (training), 06 and 07 (prediction, through helpers.evaluati
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import AbstractContextManager
 from functools import cache
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.core.errors import KitError
 from helpers.core.profiles import MODELS as MODELS  # re-exported: the networks by name
 from helpers.data.labels import STRUCTURES
 
@@ -65,6 +67,12 @@ def sliding_window_logits(model: torch.nn.Module, image: torch.Tensor,
 
 
 # ---------------------------------------------------------------- reduced precision
+# "float32" keeps a CPU run in float32 even where the CPU computes bfloat16 natively: what most laptops and Colab's CPU
+# runtimes run, measured on any machine (tools/bench.py, README "How long the course takes"). "auto" (the default):
+# bfloat16 where native.
+CPU_PRECISION_ENV = "SPIDER_KIT_CPU_PRECISION"
+
+
 @cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU does bfloat16 arithmetic in hardware (AVX512-BF16 or AMX; read from /proc/cpuinfo).
@@ -76,15 +84,38 @@ def cpu_has_native_bf16() -> bool:
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
+def cpu_precision() -> str:
+    """The precision of a CPU run here: "bfloat16" where the CPU computes it natively and SPIDER_KIT_CPU_PRECISION
+    does not ask for float32, else "float32"."""
+    wanted = os.environ.get(CPU_PRECISION_ENV, "auto").strip().lower()
+    if wanted not in ("auto", "float32"):
+        raise KitError(f"{CPU_PRECISION_ENV}={wanted!r}: use 'auto' (bfloat16 where the CPU computes it natively) "
+                       "or 'float32'")
+    return "bfloat16" if wanted == "auto" and cpu_has_native_bf16() else "float32"
+
+
 def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
     """The reduced precision a run uses on `device`, or None for float32: float16 on a CUDA GPU (with a gradient
-    scaler), bfloat16 on a CPU that computes it natively (the UNETR smoke step 0.27 s instead of 0.44 s on
-    the 2-core reference machine; same exponent range as float32, so no scaler)."""
+    scaler), bfloat16 on a CPU that computes it natively (`cpu_precision`; same exponent range as float32, so no
+    scaler). Elsewhere float32: emulated bfloat16 is slower than float32."""
     if not amp:
         return None
     if device.type == "cuda":
         return torch.float16
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    return torch.bfloat16 if device.type == "cpu" and cpu_precision() == "bfloat16" else None
+
+
+def precision_note(device: torch.device, amp: bool = True) -> str:
+    """The precision of a run on `device`, and why, in a few words (the plan's first line)."""
+    dtype = amp_dtype(device, amp)
+    if dtype is not None:
+        where = ", native on this CPU" if device.type == "cpu" else ""
+        return f"{str(dtype).removeprefix('torch.')} autocast{where}"
+    if device.type != "cpu" or not amp:
+        return "float32"
+    if cpu_has_native_bf16():
+        return f"float32: {CPU_PRECISION_ENV}=float32"
+    return "float32: this CPU has no native bfloat16"
 
 
 def autocast(device: torch.device, amp: bool = True) -> AbstractContextManager:

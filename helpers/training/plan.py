@@ -96,9 +96,9 @@ class Plan:
 
 
 def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], chain, run_dir: Path,
-              iterations: int, patch: tuple[int, ...], patches_per_step: int) -> Plan:
+              iterations: int, patch: tuple[int, ...], patches_per_step: int, amp: bool = True) -> Plan:
     """The plan for training `model` on `items` (training and validation) into `run_dir`."""
-    from helpers.training.models import parameter_count
+    from helpers.training.models import parameter_count, precision_note
 
     params = parameter_count(model)
     per_voxel = cached_bytes_per_voxel(items[0], chain) if items else 0.0
@@ -114,8 +114,8 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     plan = Plan(name, params, need, ram, rate, disk_need, disk_free)
     plan.lines = [
-        f"plan: {name}; {params / 1e6:.1f} M parameters; patch {tuple(patch)} (AP x SI x LR) x {patches_per_step} "
-        f"per step; {iterations} iterations",
+        f"plan: {name} ({precision_note(device, amp)}); {params / 1e6:.1f} M parameters; patch {tuple(patch)} "
+        f"(AP x SI x LR) x {patches_per_step} per step; {iterations} iterations",
         f"  host memory: caching {len(items)} volumes needs {_gb(need)} ({per_voxel:.1f} bytes a voxel, measured on "
         f"the first), {_gb(ram)} free: " + ("all cached" if rate >= 1 else
                                              f"{rate:.0%} of them cached (at most half the memory the network "
