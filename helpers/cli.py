@@ -82,7 +82,7 @@ def _train(args) -> None:
     config = TrainConfig(datalist=str(args.datalist or course.layout.datalist),
                          run_dir=str(args.out or course.layout.train), profile=profile, model=args.model,
                          max_iterations=args.max_iterations, val_every=args.val_every, lr=args.lr, seed=args.seed,
-                         loss=args.loss, class_ratios=args.class_ratios)
+                         loss=args.loss, class_ratios=args.class_ratios, patch_size=args.patch_size)
     require_profile_grid(config)
     train(config)
 
@@ -247,6 +247,8 @@ def _model_commands(sub) -> None:
     p.add_argument("--class-ratios", type=lambda v: [float(x) for x in v.split(",")] if v else [],
                    help="patch centres per class background,vertebra,disc,canal, e.g. 2,1,1,1 (default: the "
                         "profile's; an empty string: half on a structure, half anywhere)")
+    p.add_argument("--patch-size", type=lambda v: [int(x) for x in v.split(",")],
+                   help="AP,SI,LR voxels, the kit's axis order (default: the profile's), e.g. 64,64,32")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
 

@@ -37,7 +37,14 @@ from helpers.data.resample import ResampleSettings
 from helpers.training.batch_guard import check_batch
 from helpers.training.checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
 from helpers.training.distributed import Processes
-from helpers.training.models import amp_dtype, autocast, build_model, parameter_count, sliding_window_logits
+from helpers.training.models import (
+    amp_dtype,
+    autocast,
+    build_model,
+    parameter_count,
+    require_patch_fits,
+    sliding_window_logits,
+)
 from helpers.training.plan import StepClock, make_plan, require_fit
 from helpers.training.postprocess import cleanup
 from helpers.training.random_state import data_seed, rng_state, set_rng_state
@@ -285,6 +292,7 @@ def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> d
 def _prepare(config: TrainConfig, procs: Processes) -> tuple[TrainConfig, dict]:
     """The full config, checked against what the run folder already holds (`_check_resumable`)."""
     config, data = _with_data(config)
+    require_patch_fits(config.model, config.patch_size)
     _check_resumable(Path(config.run_dir), config)
     return config, data
 

@@ -39,6 +39,22 @@ def network_def(name: str, patch_size: tuple[int, int, int], options: dict | Non
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
+# each network halves its input this many times (UNETR: its fixed 16-voxel cubes), so every patch side must be a
+# multiple of this
+PATCH_MULTIPLE = {"unetr": 16, "swinunetr": 32, "unet": 16, "segresnet": 8}
+
+
+def require_patch_fits(name: str, patch_size: tuple[int, ...] | list[int]) -> None:
+    """A patch the network cannot take is refused in one line, with the nearest sides it can take."""
+    multiple = PATCH_MULTIPLE.get(name)
+    if multiple is None or all(int(v) % multiple == 0 for v in patch_size):
+        return
+    fits = [max(multiple, round(int(v) / multiple) * multiple) for v in patch_size]
+    raise KitError(f"{name} needs every patch side a multiple of {multiple}; the patch {tuple(patch_size)} (AP x SI x "
+                   f"LR) is not: train it with --patch-size {','.join(map(str, fits))} "
+                   f"(TrainConfig(patch_size={fits}) in notebook 05)")
+
+
 def build_model(name: str, patch_size: tuple[int, int, int], options: dict | None = None,
                 out_channels: int = len(STRUCTURES)) -> torch.nn.Module:
     """A 3D segmentation network; `patch_size` (AP, SI, LR); `options` are the network's own keywords."""
