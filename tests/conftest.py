@@ -69,7 +69,8 @@ def kit(*args: str, env: dict | None = None, cwd: Path | None = None) -> subproc
     again): its exit code and what it printed, as a subprocess would give them. `env` replaces the environment and
     `cwd` the working directory for the call; both, and any variable the command sets, are restored afterwards.
     An exception the command does not turn into its one `error:` line propagates (a subprocess would print a
-    traceback). The real entry point, `python -m helpers`, is run as a process by one test per command."""
+    traceback). The real entry point, `python -m helpers`, runs as a process in one test per command (for train and
+    export, in the slow tier)."""
     from helpers.cli import main
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
@@ -83,8 +84,8 @@ def kit(*args: str, env: dict | None = None, cwd: Path | None = None) -> subproc
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main([str(a) for a in args])
-            except SystemExit as e:  # argparse: a usage error
-                code = e.code if isinstance(e.code, int) else 1
+            except SystemExit as e:  # argparse: a usage error (2) or --help (0)
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()

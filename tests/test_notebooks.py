@@ -105,6 +105,11 @@ def test_course_runs_headless(tmp_path):
     assert (out / "train" / "eval" / "test" / "metrics.csv").is_file()
     report = (out / "report" / "README.md").read_text()
     assert "Synthetic data" in report and "per structure" in report
+    # `make report`: `python -m helpers report` (a process: the real entry point) rebuilds it from the run
+    again = subprocess.run([sys.executable, "-m", "helpers", "report", "--run", str(out / "train"), "--out",
+                            str(tmp_path / "report")], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "report" / "README.md").read_text() == report
     # a rerun of notebook 00 with the same settings leaves the data alone
     before = tree_digest(data)
     run_notebooks("smoke", only=["00"], data_dir=str(data), out=str(out), extra=PLUMBING)

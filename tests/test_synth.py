@@ -98,10 +98,12 @@ def test_realistic_scale_matches_spider_grids(tmp_path):
 
 
 def test_synth_command_writes_the_same_bytes(tmp_path):
-    """`python -m helpers synth` (in this process) writes what write_dataset writes, and says so."""
-    from .conftest import kit
+    """`python -m helpers synth` (a process: the real entry point) writes what write_dataset writes, and says so."""
+    import subprocess
+    import sys
 
-    made = kit("synth", "--out", tmp_path / "cli", "--cases", "2", "--seed", "7", "--scale", "0.15")
+    made = subprocess.run([sys.executable, "-m", "helpers", "synth", "--out", str(tmp_path / "cli"), "--cases", "2",
+                           "--seed", "7", "--scale", "0.15"], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-2000:]
     assert made.stdout.splitlines()[-1] == f"wrote 2 synthetic patients to {tmp_path / 'cli'}"
     direct = write_dataset(tmp_path / "direct", cases=2, seed=7, scale=0.15, progress=False)
