@@ -242,7 +242,10 @@ def bench_quality(tmp: Path, budget_s: float, real_samples: Path | None, patient
     from helpers.data.synth import write_dataset
 
     data = write_dataset(tmp / "real_size", cases=patients, seed=5, scale=1.0, progress=False)
-    out = {"budget_s": budget_s, "model": "unetr (smoke size) for both", "synthetic": {}, "real_samples": {}}
+    from helpers.training.models import cpu_precision
+
+    out = {"budget_s": budget_s, "model": "unetr (smoke size) for both", "precision": cpu_precision(),
+           "synthetic": {}, "real_samples": {}}
     for recipe in RECIPES:
         out["synthetic"][recipe] = timed_run(_prepare(tmp, data, recipe), tmp / f"synthetic_{recipe}", recipe,
                                              budget_s)

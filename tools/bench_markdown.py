@@ -27,6 +27,10 @@ NOTES = [
     "one of two test patients generalised badly from 4 training patients. A 2 mm grid (the 64-voxel patch spans "
     "128 mm, a whole vertebra front to back, as the gpu profile's) and 16 synthetic patients instead of 8 (free "
     "in steps) fixed both; each step's test Dice is in README.md, 'Then: more learning per second'.",
+    "The course, inference and training-step sections were measured with the smoke recipe of issue 30 (UNETR "
+    "feature size 8, channels-last on the CPU, 700 iterations); the quality, preprocessing, class and scoring "
+    "sections, measured before it, with feature size 16 and 1,000 iterations, were not rerun. The new recipe against "
+    "the old on the real samples, in float32, is in README.md ('Then: minutes on a CPU without native bfloat16').",
     "Timings on this machine depend on what else runs: with two torch threads on two cores, one other busy "
     "process slows a training step up to ten times. The load average at the end of a section is recorded with it.",
 ]
@@ -81,7 +85,8 @@ def _targets(r: dict) -> list[str]:
 
 
 def _quality(q: dict) -> list[str]:
-    lines = [f"## Quality at equal wall time ({q['budget_s']:.0f} s of training each, {q['model']})", "",
+    precision = f", {q['precision']}" if "precision" in q else ""
+    lines = [f"## Quality at equal wall time ({q['budget_s']:.0f} s of training each, {q['model']}{precision})", "",
              "Each recipe first runs 10 iterations to measure its speed, then trains for as many iterations as fit "
              "in the budget (cosine schedule over them), and is scored the kit's way: Dice per structure, "
              "background excluded, on each test series' original grid. Kit: spacing-aware resampling, per-image "
