@@ -39,8 +39,9 @@ def keeps_locale(fn):
 
 
 @dataclass
-class Scan:
-    """An image read from a file or a DICOM series, and how it was found."""
+class InputScan:
+    """Your own scan as read for prediction: an image from a file or a DICOM series, and how it was found (not
+    helpers.data.spider.Scan, what a SPIDER dataset folder holds)."""
 
     image: sitk.Image
     source: Path
@@ -63,7 +64,7 @@ def kind_of(path: Path) -> str:
             ".nhdr": "nrrd", ".dcm": "dicom"}.get(suffix, "")
 
 
-def read_scan(path: str | Path, series: str = "") -> Scan:
+def read_scan(path: str | Path, series: str = "") -> InputScan:
     """A 3D scan from an image file or a DICOM folder; `series` picks a DICOM series by its UID or a word of its
     description. Clear errors for a folder without a readable series, a 2D image, a localiser, mixed series."""
     path = Path(path)
@@ -75,7 +76,7 @@ def read_scan(path: str | Path, series: str = "") -> Scan:
         raise DataError(path, "is one DICOM file; give the folder that holds its whole series")
     if not kind_of(path):
         raise DataError(path, f"is not an image file the kit reads ({', '.join(IMAGE_SUFFIXES)}) nor a DICOM folder")
-    return Scan(read_image(path), path, kind_of(path))
+    return InputScan(read_image(path), path, kind_of(path))
 
 
 def _tags(reader: sitk.ImageFileReader, *keys: str) -> list[str]:
@@ -164,7 +165,7 @@ def choose_series(found: list[_Series], folder: Path, series: str = "") -> tuple
 
 
 @keeps_locale
-def read_dicom_series(folder: Path, series: str = "") -> Scan:
+def read_dicom_series(folder: Path, series: str = "") -> InputScan:
     """The chosen series of a DICOM folder as one 3D image, its files in slice order."""
     found = _series_in(folder)
     if not found:
@@ -186,7 +187,7 @@ def read_dicom_series(folder: Path, series: str = "") -> Scan:
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DataError(folder, f"series {chosen.label()} is not a greyscale image")
     image = sitk.Cast(image, sitk.sitkFloat32)
-    return Scan(image, folder, "dicom", chosen.files, chosen.uid, chosen.description, why)
+    return InputScan(image, folder, "dicom", chosen.files, chosen.uid, chosen.description, why)
 
 
 @keeps_locale
