@@ -97,7 +97,8 @@ def _evaluate(args) -> None:
     for key, stat in summary["metrics"].items():
         if not key.startswith("clean_"):
             print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
-    print(f"seed-style score ({len(instance_classes())} classes, background in): {summary['seed_style']['mean']}")
+    print(f"the predecessor's score ({len(instance_classes())} classes, background in): "
+          f"{summary['predecessor_score']['mean']}")
     for reason in result.skipped:
         print(f"  SKIPPED {reason}")
     print(f"per-case table: {result.files.metrics}; per instance: {result.files.instances}")

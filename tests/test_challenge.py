@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from helpers.evaluation.challenge import CHALLENGE_METRICS, scan_metrics, score_files, score_instances
-from helpers.evaluation.dice import seed_style_score
+from helpers.evaluation.dice import predecessor_score
 from helpers.evaluation.distances import surface
 from helpers.evaluation.numbering import numbering_cost, renumbered
 
@@ -57,7 +57,7 @@ def test_reference_scored_against_itself_is_perfect(small_dataset, tmp_path):
     assert (tmp_path / "score.csv").read_text().splitlines()[0].startswith("scan,DiceScoreVertebrae,")
 
 
-def test_vertebrae_one_level_off_keep_the_challenge_dice_but_not_the_seed_number(small_dataset, tmp_path):
+def test_vertebrae_one_level_off_keep_the_challenge_dice_but_not_the_predecessor_score(small_dataset, tmp_path):
     reference = masks(small_dataset)[0]
     mask = sitk.ReadImage(str(reference))
     ref = sitk.GetArrayFromImage(mask)
@@ -69,7 +69,7 @@ def test_vertebrae_one_level_off_keep_the_challenge_dice_but_not_the_seed_number
     assert run.returncode == 0, run.stderr[-2000:]
     scan = doc["scans"][0]
     assert scan["DiceScoreVertebrae"] == 1 and scan["DetectionRateVertebrae"] == 1 and scan["OveralDiceScore"] == 1
-    assert seed_style_score(ref, off) < seed_style_score(ref, ref) - 0.1
+    assert predecessor_score(ref, off) < predecessor_score(ref, ref) - 0.1
 
 
 def test_a_prediction_stored_as_float_with_label_values_is_scored(small_dataset, tmp_path):

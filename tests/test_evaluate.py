@@ -17,7 +17,7 @@ from helpers.course.report import _fmt_n, build_report
 from helpers.data.datalist import write_datalist
 from helpers.data.resample import resample_dataset
 from helpers.data.spider import read_series, scan_dataset
-from helpers.evaluation.dice import seed_style_score
+from helpers.evaluation.dice import predecessor_score
 from helpers.evaluation.evaluate import evaluate, structure_metrics, to_spider_values
 from helpers.evaluation.predict import Predictor
 
@@ -69,12 +69,12 @@ def test_structure_metrics_equal_monai(small_dataset):
             assert m[f"assd_{name}"] == pytest.approx(assd, rel=1e-5)
 
 
-def test_seed_style_counts_background():
+def test_predecessor_score_counts_background():
     ref = np.zeros((10, 10, 10), np.int16)
     ref[2:5] = 1
     pred = ref.copy()
     pred[2:5] = 2  # right structure, wrong number: every instance class scores 0
-    assert seed_style_score(ref, pred) == pytest.approx(np.mean([1.0, 0.0, 0.0]))
+    assert predecessor_score(ref, pred) == pytest.approx(np.mean([1.0, 0.0, 0.0]))
 
 
 def test_spider_values_numbered_bottom_up(small_dataset):

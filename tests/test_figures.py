@@ -24,7 +24,7 @@ from helpers.figures.gallery import mean_dice, pick_cases, show_cases
 
 @pytest.fixture(scope="module")
 def grids(small_dataset, default_prep, tmp_path_factory):
-    """The kit's grid (the session's default_prep) and the seed's fixed size of the small dataset, as notebook 03
+    """The kit's grid (the session's default_prep) and the predecessor's fixed size of the small dataset, as notebook 03
     makes them: {"prep": folder, "prep_fixed_size": folder}."""
     fixed = tmp_path_factory.mktemp("grids") / "prep_fixed_size"
     resample_dataset(small_dataset, fixed, ResampleSettings(mode="fixed_size"), progress=False)
@@ -55,7 +55,7 @@ def test_convention_examples_pick_one_series_of_each():
     assert convention_examples(records[1:]) == {"mapped": "2_t2", "raw": None}
 
 
-def test_intensity_figure_uses_the_seeds_window_and_the_kits_normalisation(small_dataset, grids, tmp_path):
+def test_intensity_figure_uses_the_predecessors_window_and_the_kits_normalisation(small_dataset, grids, tmp_path):
     records = read_manifest(grids["prep"])["series"]
     examples = convention_examples(records)
     assert examples["mapped"] and examples["raw"], "the synthetic set holds both conventions"
@@ -64,7 +64,7 @@ def test_intensity_figure_uses_the_seeds_window_and_the_kits_normalisation(small
     fig = plot_intensities(scan_dataset(small_dataset), grids["prep"], save=tmp_path / "03_intensities.png")
     stored, window, kit = fig.axes
     assert [t.get_text() for t in stored.get_legend().get_texts()] == [examples["mapped"], examples["raw"]]
-    assert window.get_title() == f"seed: CT window [{CT_WINDOW[0]:g}, {CT_WINDOW[1]:g}] -> [0, 1]"
+    assert window.get_title() == f"predecessor: CT window [{CT_WINDOW[0]:g}, {CT_WINDOW[1]:g}] -> [0, 1]"
     for ax in (window, kit):  # both map onto [0, 1]
         edges = [p.get_x() for p in ax.patches]
         assert min(edges) >= 0 and max(edges) < 1
@@ -77,8 +77,9 @@ def test_grids_figure_draws_one_series_three_ways(small_dataset, grids, tmp_path
                      save=tmp_path / "03_before_after.png")
     assert fig._suptitle.get_text().startswith(first["series"])
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0].startswith("original") and "kit: by spacing" in titles[1] and "seed: fixed size" in titles[2]
-    fixed = fig.axes[2].images[0].get_array().shape  # voxels as squares: the seed's 128 x 128 sagittal slice
+    assert titles[0].startswith("original") and "kit: by spacing" in titles[1]
+    assert "predecessor: fixed size" in titles[2]
+    fixed = fig.axes[2].images[0].get_array().shape  # voxels as squares: the predecessor's 128 x 128 sagittal slice
     assert fixed == (128, 128)
     assert (tmp_path / "03_before_after.png").is_file()
 

@@ -3,7 +3,7 @@
 from dataclasses import asdict
 
 from helpers.course.report import _fmt_number, preprocessing_lines
-from helpers.data.predecessor import SEED_PREPROCESSING
+from helpers.data.predecessor import PREDECESSOR_PREPROCESSING
 from helpers.data.resample import ResampleSettings
 
 
@@ -11,9 +11,10 @@ def test_preprocessing_text_follows_the_config():
     kit = "\n".join(preprocessing_lines({**asdict(ResampleSettings()), "spacing": (1.0, 1.0, 3.3)}))
     assert "spacing 1 x 1 x 3.3 mm (AP x SI x LR)" in kit and "(no CT window)" in kit
     assert "0 background, 1 vertebra, 2 disc, 3 canal" in kit and "reorientation to PIR" in kit
-    seed = "\n".join(preprocessing_lines(asdict(ResampleSettings(**SEED_PREPROCESSING))))
-    assert "no CT window" not in seed and "CT window [-1000, 3096]" in seed
-    assert "3 canal" not in seed and "20 instance classes" in seed and "128 x 128 x 32 voxels (AP x SI x LR)" in seed
+    predecessor = "\n".join(preprocessing_lines(asdict(ResampleSettings(**PREDECESSOR_PREPROCESSING))))
+    assert "no CT window" not in predecessor and "CT window [-1000, 3096]" in predecessor
+    assert "3 canal" not in predecessor and "20 instance classes" in predecessor
+    assert "128 x 128 x 32 voxels (AP x SI x LR)" in predecessor
 
 
 def test_one_number_is_rounded():
@@ -47,7 +48,7 @@ def _fake_run(root, synthetic=True):
               "preprocessing": {**asdict(ResampleSettings()), "spacing": [3.3, 1.0, 1.0]}}
     (run / "config.json").write_text(json.dumps(config))
     metrics = {f"{k}_{s}": stat for k in ("dice", "hd95", "assd", "clean_dice") for s in ("vertebra", "disc", "canal")}
-    summary = {"cases": 1, "metrics": metrics, "seconds_per_case": 1.5, "seed_style": stat,
+    summary = {"cases": 1, "metrics": metrics, "seconds_per_case": 1.5, "predecessor_score": stat,
                "dice_mean_structures": 0.0870580259846191, "checkpoint": "checkpoint_best.pt"}
     (run / "eval" / "test" / "summary.json").write_text(json.dumps(summary))
     (run / "eval" / "test" / "metrics.csv").write_text("series\n")

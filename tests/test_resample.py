@@ -108,7 +108,7 @@ def test_the_profiles_inplane_floor_sets_the_grid(small_dataset, tmp_path):
         assert grid[:2] == pytest.approx((floor, floor))  # (AP, SI) in-plane; LR is the slice thickness
 
 
-def test_fixed_size_mode_is_the_seeds(small_dataset, tmp_path):
+def test_fixed_size_mode_is_the_predecessors(small_dataset, tmp_path):
     out = tmp_path / "fixed"
     resample_dataset(small_dataset, out, ResampleSettings(mode="fixed_size"), progress=False)
     records = read_manifest(out)["series"]

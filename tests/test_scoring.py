@@ -56,7 +56,7 @@ def semantic_by_hand(ref, pred, sampling):
     return out
 
 
-def seed_by_hand(ref_spider, pred_spider):
+def predecessor_by_hand(ref_spider, pred_spider):
     scores = []
     for value in instance_classes():
         a, b = ref_spider == value, pred_spider == value
@@ -93,7 +93,7 @@ def test_a_bad_prediction_scores_what_the_rules_written_out_give(small_dataset, 
     sampling = mask.GetSpacing()[::-1]
     expected = semantic_by_hand(ref, pred, sampling)
     expected.update({f"clean_{k}": v for k, v in semantic_by_hand(ref, cleaned_by_hand(pred), sampling).items()})
-    expected["seed_style"] = seed_by_hand(ref_spider, pred_spider)
+    expected["predecessor_score"] = predecessor_by_hand(ref_spider, pred_spider)
     expected.update(challenge_row_by_hand(ref_spider, pred_spider, mask.GetSpacing()))
     assert set(expected) <= set(row) and len(expected) == 3 * 3 * 2 + 1 + 2 * len(CHALLENGE_METRICS)
     for name, value in expected.items():

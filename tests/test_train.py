@@ -277,15 +277,15 @@ def test_no_readable_checkpoint_says_which_and_what_to_do(tmp_path):
         resume_state(tmp_path)
 
 
-def test_seed_classes_map_to_structures():
-    from helpers.data.predecessor import seed_class_lut, seed_class_structures
-    from helpers.training.transforms import _SeedClasses
+def test_predecessor_classes_map_to_structures():
+    from helpers.data.predecessor import predecessor_class_lut, predecessor_class_structures
+    from helpers.training.transforms import _PredecessorClasses
 
     label = torch.tensor([[0, 1, 9, 10, 100, 201, 209, 210, 25]])
-    classes = _SeedClasses()(label)
+    classes = _PredecessorClasses()(label)
     assert classes.tolist() == [[0, 1, 9, 0, 10, 11, 19, 0, 0]]  # levels above 9 become background, never canal
-    assert seed_class_structures()[classes].tolist() == [[0, 1, 1, 0, 3, 2, 2, 0, 0]]
-    assert seed_class_lut()[100] == 10
+    assert predecessor_class_structures()[classes].tolist() == [[0, 1, 1, 0, 3, 2, 2, 0, 0]]
+    assert predecessor_class_lut()[100] == 10
 
 
 def _centre_classes(datalist, class_ratios, draws=12):
@@ -306,7 +306,7 @@ def _centre_classes(datalist, class_ratios, draws=12):
 def test_balanced_patches_centre_on_every_structure(datalist):
     balanced = _centre_classes(datalist, [1, 1, 1, 1])
     assert balanced.min() > 0.12, balanced  # each class ~1/4 (augmentation moves a few centres)
-    pos_neg = _centre_classes(datalist, [])  # the seed's pos/neg sampling: the canal is rarely the centre
+    pos_neg = _centre_classes(datalist, [])  # the predecessor's pos/neg sampling: the canal is rarely the centre
     assert pos_neg[3] < 0.5 * balanced[3], (pos_neg, balanced)
 
 
@@ -320,13 +320,14 @@ def test_divergence_message_names_only_checkpoints_that_exist(tmp_path):
 
 # ---------------------------------------------------------------- the pieces train() is made of
 def test_instance_labels_decide_the_classes():
-    from helpers.data.predecessor import seed_class_structures
+    from helpers.data.predecessor import predecessor_class_structures
     from helpers.training.transforms import class_structures, instance_labels
 
     assert instance_labels({"labels": "instances"}) and not instance_labels({"labels": "structures"})
     assert not instance_labels({})
     assert class_structures({"preprocessing": {"labels": "structures"}}).tolist() == [0, 1, 2, 3]
-    assert class_structures({"preprocessing": {"labels": "instances"}}).tolist() == seed_class_structures().tolist()
+    instances = class_structures({"preprocessing": {"labels": "instances"}})
+    assert instances.tolist() == predecessor_class_structures().tolist()
 
 
 def test_preview_patches_hold_the_classes_training_sees(small_dataset, datalist, tmp_path):
@@ -341,7 +342,7 @@ def test_preview_patches_hold_the_classes_training_sees(small_dataset, datalist,
         assert len(patches) == 4 * get_profile("smoke").samples_per_volume  # 4 volumes x the profile's patches
         seen[name] = set(torch.unique(torch.stack([p["label"] for p in patches])).tolist())
     assert seen["structures"] <= {0, 1, 2, 3}
-    assert seen["instances"] <= set(range(20)) and max(seen["instances"]) > 3  # the seed's 20 classes
+    assert seen["instances"] <= set(range(20)) and max(seen["instances"]) > 3  # the predecessor's 20 classes
     again = preview_patches(TrainConfig(str(datalist), str(tmp_path / "run")), volumes=4)
     assert set(torch.unique(torch.stack([p["label"] for p in again])).tolist()) == seen["structures"]  # seeded
 

@@ -1,4 +1,4 @@
-"""Benchmarks: how fast and how good, beside the seed project's recipe, measured in one run.
+"""Benchmarks: how fast and how good, beside the predecessor project's recipe, measured in one run.
 
 `python -m tools.bench [--quick] [--out DIR]` writes `benchmarks.json` and `benchmarks.md` (rendered by
 tools/bench_markdown.py). Figures only: targets are compared and reported, never asserted.
@@ -75,7 +75,7 @@ def _with_peak(fn, *args):
 
 # ---------------------------------------------------------------- preprocessing
 def bench_preprocessing(tmp: Path, patients: int) -> dict:
-    from helpers.data.predecessor import seed_style_preprocess
+    from helpers.data.predecessor import predecessor_preprocess
     from helpers.data.resample import resample_dataset
     from helpers.data.synth import write_dataset
 
@@ -94,14 +94,14 @@ def bench_preprocessing(tmp: Path, patients: int) -> dict:
     resample_dataset(data, tmp / "prep_w2", workers=2, progress=False)
     out["kit_rerun_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    seed_style_preprocess(data, tmp / "seed_prep")
-    out["seed_series_per_s"] = n / (time.perf_counter() - t0)
-    out["ratio_2w_vs_seed"] = out["kit_series_per_s_2w"] / out["seed_series_per_s"]
+    predecessor_preprocess(data, tmp / "predecessor_prep")
+    out["predecessor_series_per_s"] = n / (time.perf_counter() - t0)
+    out["ratio_2w_vs_predecessor"] = out["kit_series_per_s_2w"] / out["predecessor_series_per_s"]
     from helpers.data.resample import read_manifest
 
     out["kit_output_voxels_millions"] = float(np.median([np.prod(r["resampled"]["size"])
                                                          for r in read_manifest(tmp / "prep_w1")["series"]]) / 1e6)
-    out["ratio_1w_vs_seed"] = out["kit_series_per_s_1w"] / out["seed_series_per_s"]
+    out["ratio_1w_vs_predecessor"] = out["kit_series_per_s_1w"] / out["predecessor_series_per_s"]
     return out
 
 
@@ -181,14 +181,14 @@ def inference_worker(run_dir: str, images: list[str]) -> dict:
 
 
 def _recipe(name: str):
-    """(preprocessing settings, training options) of the kit's recipe or the seed's (same model size)."""
+    """(preprocessing settings, training options) of the kit's recipe or the predecessor's (same model size)."""
     from helpers.core.profiles import PROFILES
-    from helpers.data.predecessor import SEED_PREPROCESSING, SEED_TRAINING
+    from helpers.data.predecessor import PREDECESSOR_PREPROCESSING, PREDECESSOR_TRAINING
     from helpers.data.resample import ResampleSettings
 
     if name == "kit":  # the smoke profile's grid and recipe
         return ResampleSettings(min_inplane_mm=PROFILES["smoke"].inplane_mm), {}
-    return ResampleSettings(**SEED_PREPROCESSING), dict(SEED_TRAINING)
+    return ResampleSettings(**PREDECESSOR_PREPROCESSING), dict(PREDECESSOR_TRAINING)
 
 
 def _prepare(tmp: Path, data: Path, recipe: str) -> Path:
@@ -237,7 +237,7 @@ def timed_run(datalist: Path, run_dir: Path, recipe: str, budget_s: float) -> di
 
 
 def bench_quality(tmp: Path, budget_s: float, real_samples: Path | None, patients: int = 6) -> dict:
-    """The kit's recipe against the seed's at equal wall time: synthetic data at SPIDER's real sizes, and
+    """The kit's recipe against the predecessor's at equal wall time: synthetic data at SPIDER's real sizes, and
     the real samples (train on three, test on the fourth, each in turn)."""
     from helpers.data.synth import write_dataset
 
@@ -305,7 +305,7 @@ def _scoring_series(tmp: Path) -> tuple[str, list[Path]]:
 
 def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
     """Seconds per real-sized series for everything `evaluate` does after the network (`evaluate_series`:
-    numbering, semantic metrics raw and cleaned, the seed's number, the challenge's figures in both variants,
+    numbering, semantic metrics raw and cleaned, the predecessor's number, the challenge's figures in both variants,
     writing both maps, the numbering check), for a good prediction (the reference moved by one voxel in-plane),
     a scattered one (1 % stray voxels), a bloated one (half the volume painted with blobs of random structures)
     and the own prediction of each model in `run_dirs` ("smoke model, N iterations"); and the challenge's figures
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.core.errors import KitError
 
     p = argparse.ArgumentParser(prog="python -m tools.bench", description="measure speed and quality beside the "
-                                "seed's recipe (figures, not tests)")
+                                "predecessor's recipe (figures, not tests)")
     p.add_argument("--quick", action="store_true", help="preprocessing, training steps and scoring at small sizes: "
                    "a few minutes")
     p.add_argument("--run", type=Path, action="append",

@@ -10,7 +10,7 @@ import os
 from helpers.data import predecessor
 from helpers.data.axes import numpy_order
 
-RECIPES = ("kit", "seed")  # the two recipes the bench compares
+RECIPES = ("kit", "predecessor")  # the two recipes the bench compares
 TARGETS = {"course_seconds": 420, "notebook05_seconds": 240, "course_dice": 0.85, "data_wait_share": 0.05, "preprocessing_ratio": 1.0,
            "scoring_seconds": 3.0}
 
@@ -70,16 +70,16 @@ def _targets(r: dict) -> list[str]:
                      f"{_verdict(wait <= TARGETS['data_wait_share'])} |")
     if "preprocessing" in r:
         p = r["preprocessing"]
-        lines.append(f"| preprocessing at least {TARGETS['preprocessing_ratio']:g}x the seed-style baseline | "
-                     f"{p['ratio_2w_vs_seed']:.2f}x (2 workers), {p['ratio_1w_vs_seed']:.2f}x (1 worker) | "
-                     f"{_verdict(p['ratio_2w_vs_seed'] >= TARGETS['preprocessing_ratio'])} |")
+        lines.append(f"| preprocessing at least {TARGETS['preprocessing_ratio']:g}x the predecessor's preprocessing | "
+                     f"{p['ratio_2w_vs_predecessor']:.2f}x (2 workers), {p['ratio_1w_vs_predecessor']:.2f}x (1 worker) | "
+                     f"{_verdict(p['ratio_2w_vs_predecessor'] >= TARGETS['preprocessing_ratio'])} |")
     q = r.get("quality", {})
     for where, label in (("synthetic", "synthetic data at real sizes"), ("real_samples", "the real samples")):
         if q.get(where):
-            kit, seed = q[where]["kit"], q[where]["seed"]
-            ahead = all(kit[f"dice_{s}"] > seed[f"dice_{s}"] for s in STRUCTS)
-            lines.append(f"| kit's recipe ahead of the seed's at equal time on every structure, {label} | "
-                         + ", ".join(f"{s} {kit[f'dice_{s}']:.3f} vs {seed[f'dice_{s}']:.3f}" for s in STRUCTS)
+            kit, old = q[where]["kit"], q[where]["predecessor"]
+            ahead = all(kit[f"dice_{s}"] > old[f"dice_{s}"] for s in STRUCTS)
+            lines.append(f"| kit's recipe ahead of the predecessor's at equal time on every structure, {label} | "
+                         + ", ".join(f"{s} {kit[f'dice_{s}']:.3f} vs {old[f'dice_{s}']:.3f}" for s in STRUCTS)
                          + f" | {_verdict(ahead)} |")
     return lines + [""]
 
@@ -90,7 +90,7 @@ def _quality(q: dict) -> list[str]:
              "Each recipe first runs 10 iterations to measure its speed, then trains for as many iterations as fit "
              "in the budget (cosine schedule over them), and is scored the kit's way: Dice per structure, "
              "background excluded, on each test series' original grid. Kit: spacing-aware resampling, per-image "
-             "normalisation, 3 structures, class-balanced patches, augmentation. Seed: " + predecessor.describe()
+             "normalisation, 3 structures, class-balanced patches, augmentation. Predecessor: " + predecessor.describe()
              + ", whole volumes as patches.", "",
              "| data | recipe | iterations | vertebra | disc | canal |", "| --- | --- | --- | --- | --- | --- |"]
     for where, label in (("synthetic", "synthetic, SPIDER's real sizes (test = official-validation patients)"),
@@ -118,7 +118,7 @@ def _scoring_markdown(s: dict) -> str:
     lines = ["", "## Evaluation speed and numbering cost (real-sized series)", "",
              f"Measured by `{s['command']}`{where} on {len(s['series']) // len(s['summary'])} {s['source']}; "
              "everything `evaluate` does for a series after the network (`evaluate_series`: instance numbering, "
-             "semantic Dice/HD95/ASSD raw and after cleanup, the seed's number, the challenge's instance figures in "
+             "semantic Dice/HD95/ASSD raw and after cleanup, the predecessor's number, the challenge's instance figures in "
              "both variants, writing both maps, and the numbering check). Wall seconds on a shared machine (the "
              "load average before each series is in benchmarks.json); CPU seconds of this process beside them.", "",
              "| prediction | seconds per series (mean) | max | CPU seconds (mean) | target |", "| --- | --- | --- | --- | --- |"]
@@ -180,8 +180,8 @@ def to_markdown(r: dict) -> str:
                   f"{p['series']} series, median {p['median_voxels_millions']:.1f} M voxels.", "",
                   "| pipeline | series per second |", "| --- | --- |",
                   f"| kit, 1 worker | {p['kit_series_per_s_1w']:.2f} |", f"| kit, 2 workers | {p['kit_series_per_s_2w']:.2f} |",
-                  f"| seed-style (1 process, fixed {'x'.join(map(str, predecessor.SEED_FIXED_SIZE))}, no anti-aliasing) "
-                  f"| {p['seed_series_per_s']:.2f} |",
+                  f"| the predecessor's (1 process, fixed {'x'.join(map(str, predecessor.PREDECESSOR_FIXED_SIZE))}, no anti-aliasing) "
+                  f"| {p['predecessor_series_per_s']:.2f} |",
                   f"| kit rerun, nothing to do | {p['series'] / max(p['kit_rerun_seconds'], 1e-6):.0f} ({p['kit_rerun_seconds']:.2f} s) |", ""]
     if "training" in r:
         lines += ["## Training step on CPU (smoke patches, 2 volumes x 2 patches)", "",

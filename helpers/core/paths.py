@@ -75,7 +75,7 @@ class RunLayout:
 
     @property
     def prep_fixed_size(self) -> Path:
-        """The seed's fixed-size grid beside the kit's (notebook 03 compares them)."""
+        """The predecessor's fixed-size grid beside the kit's (notebook 03 compares them)."""
         return self.prep.parent / "prep_fixed_size"
 
     @property
@@ -152,7 +152,8 @@ class EvalFiles:
 
     @property
     def metrics(self) -> Path:
-        """One row per series: the semantic metrics, raw and cleaned, the seed's number, the challenge's figures."""
+        """One row per series: the semantic metrics, raw and cleaned, the predecessor's score, the challenge's
+        figures."""
         return self.root / "metrics.csv"
 
     @property

@@ -331,8 +331,8 @@ table.groupby("sequence")["spacing LR mm"].median().idxmin()"""),
                   "under settings.spacing.",
              solution="""
 read_manifest(layout.prep)["settings"]["spacing"]"""),
-    Exercise("03.2", "In the seed's fixed-size grid (prep_fixed_size, made in section 4), how many different voxel "
-                     "spacings (rounded to 0.01 mm) do the series get?",
+    Exercise("03.2", "In the predecessor's fixed-size grid (prep_fixed_size, made in section 4), how many different "
+                     "voxel spacings (rounded to 0.01 mm) do the series get?",
              fixed_size_spacings, matches=exactly,
              hint="read prep_fixed_size/manifest.csv and count the distinct values of its `spacing` column: one "
                   "fixed size means a different spacing for nearly every different input grid.",

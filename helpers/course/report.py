@@ -13,9 +13,10 @@ import pandas as pd
 from helpers.core.atomic import write_text_atomic
 from helpers.core.errors import DataError
 from helpers.core.paths import ROOT, RunFiles
+from helpers.core.profiles import NETWORK_NAMES
 from helpers.data.axes import CANONICAL_ORIENTATION
 from helpers.data.labels import FOREGROUND, STRUCTURES
-from helpers.data.predecessor import CT_WINDOW, SEED_MAX_LEVEL, SEED_REPORTED, instance_classes
+from helpers.data.predecessor import CT_WINDOW, PREDECESSOR_MAX_LEVEL, PREDECESSOR_REPORTED, instance_classes
 from helpers.data.resample import ResampleSettings
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
@@ -32,8 +33,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-SEED_CLASSES = (f"{len(instance_classes())} instance classes (vertebrae 1-{SEED_MAX_LEVEL}, canal, "
-                f"discs 201-{200 + SEED_MAX_LEVEL})")
+PREDECESSOR_CLASSES = (f"{len(instance_classes())} instance classes (vertebrae 1-{PREDECESSOR_MAX_LEVEL}, canal, "
+                f"discs 201-{200 + PREDECESSOR_MAX_LEVEL})")
 
 
 def _fmt_number(value: float | None) -> str:
@@ -87,7 +88,7 @@ def _challenge_view(summary: dict) -> list[str]:
 
 
 def preprocessing_lines(record: dict) -> list[str]:
-    """The report's preprocessing section, from a run's preprocessing record (kit's or seed's recipe)."""
+    """The report's preprocessing section, from a run's preprocessing record (kit's or predecessor's recipe)."""
     pre = ResampleSettings.from_record(record, "the run's config.json")
     if pre.mode == "fixed_size":
         grid = f"size {' x '.join(map(str, pre.size))} voxels (AP x SI x LR), spacing per series"
@@ -96,12 +97,12 @@ def preprocessing_lines(record: dict) -> list[str]:
                              else "n/a")
     if pre.intensity == "ct_window":
         lo, hi = CT_WINDOW
-        intensity = f"the seed's fixed CT window [{lo:g}, {hi:g}] scaled to [0, 1], the same for every image"
+        intensity = f"the predecessor's fixed CT window [{lo:g}, {hi:g}] scaled to [0, 1], the same for every image"
     else:
         intensity = (f"each image clipped to its own {pre.percentiles[0]}-{pre.percentiles[1]} percentiles "
                      "and scaled to [0, 1] (no CT window)")
     if pre.labels == "instances":
-        labels = f"the seed's {SEED_CLASSES} and background; predictions scored as structures"
+        labels = f"the predecessor's {PREDECESSOR_CLASSES} and background; predictions scored as structures"
     else:
         labels = ", ".join(f"{index} {name}" for index, name in enumerate(STRUCTURES))
     return ["## Preprocessing", "",
@@ -128,7 +129,7 @@ def _run_lines(run_dir: Path, part: str, config: dict, summary: dict, datalist: 
               markdown_table(split_table(datalist).reset_index()), ""]
     lines += preprocessing_lines(config["preprocessing"])
     lines += ["## Training", "",
-              f"UNETR recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (AP x SI x LR), "
+              f"{NETWORK_NAMES.get(config['model'], config['model'])} recipe: patches of {' x '.join(map(str, config['patch_size']))} voxels (AP x SI x LR), "
               f"{config['batch_size']} volumes x {config.get('samples_per_volume', 2)} patches per step, patch centres per "
               f"class (background, vertebra, disc, canal) {config.get('class_ratios') or 'half on a structure, half anywhere'}, "
               f"loss `{config.get('loss', 'dicece')}`, AdamW lr {config['lr']:g} with warmup and cosine decay.", "",
@@ -151,13 +152,13 @@ def _cleanup_line(summary: dict) -> str:
 
 
 def _metrics_lines(part: str, summary: dict, cases: bool = False) -> list[str]:
-    """The metrics section: view 1 (per structure), view 2 (the challenge's), view 3 (the seed's)."""
+    """The metrics section: view 1 (per structure), view 2 (the challenge's), view 3 (the predecessor's)."""
     m = summary["metrics"]
     lines = [f"## Metrics on the `{part}` part ({summary['cases']} series, never used to choose the model)", "",
              "The same predictions scored three ways, each on every series' original grid; mean ± sd over series.", "",
              "**Which number to quote.** To compare with the SPIDER challenge (0.93 / 0.84 / 0.92 for vertebrae / "
              "discs / canal), quote view 2, the challenge's instance Dice with its detection rates, on held-out "
-             "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the seed's number and "
+             "patients. View 1 is the kit's own per-structure Dice (no instances); view 3 is the predecessor's number and "
              "is comparable with neither.", "",
              "### View 1: semantic, per structure (the kit's Dice, HD95, ASSD)", "",
              "All vertebrae together are one structure, likewise discs and canal; background excluded; mm.", "",
@@ -174,9 +175,9 @@ def _metrics_lines(part: str, summary: dict, cases: bool = False) -> list[str]:
               + (f"; scoring {summary['scoring_seconds_per_case']:.2f} s per series." if summary.get("scoring_seconds_per_case")
                  is not None else "."), ""]
     lines += _challenge_view(summary)
-    lines += ["### View 3: the seed's single number", "",
-              f"One mean Dice over {SEED_CLASSES} with the background "
-              f"included, as the seed project computed it, on the same predictions: {_fmt(summary['seed_style'])}.", ""]
+    lines += ["### View 3: the predecessor's single number", "",
+              f"One mean Dice over {PREDECESSOR_CLASSES} with the background "
+              f"included, as the predecessor project computed it, on the same predictions: {_fmt(summary['predecessor_score'])}.", ""]
     return lines
 
 
@@ -199,7 +200,7 @@ def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> li
                   "series (" + ", ".join(f"{k} {v:+d}" for k, v in shifts.items()) + "): one level too many (+) or too "
                   "few (-) below the lowest reference vertebra, most often the unlabelled sacrum painted as a vertebra "
                   "or a partly visible bottom vertebra. The challenge's Dice does not see it (it matches by overlap); a "
-                  "level's name and the seed's instance-class score do.", ""]
+                  "level's name and the predecessor's instance-class score do.", ""]
     lines += ["The worst instances (lowest Dice):", ""]
     lines += [f"- {describe(row)}, ASD {row['asd']:.1f} mm" for _, row in worst_instances(instances).iterrows()]
     if gallery:
@@ -208,7 +209,7 @@ def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> li
 
 
 def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
-    """This run's numbers scored three ways beside the challenge's published ones and the seed's (notebook 06 shows
+    """This run's numbers scored three ways beside the challenge's published ones and the predecessor's (notebook 06 shows
     it, the report prints it): mean ± sd Dice per structure and one number where a source gives one."""
     m, c, n = summary["metrics"], summary.get("challenge"), len(instance_classes())
     rows = [{"source": "this run, view 1: per structure (background excluded)",
@@ -219,22 +220,22 @@ def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
         rows.append({"source": "this run, view 2: the challenge's instance Dice", "data": "same predictions",
                      "vertebra": _fmt_n(c["DiceScoreVertebrae"]), "disc": _fmt_n(c["DiceScoreDiscs"]),
                      "canal": _fmt_n(c["DiceScoreSpinalCanal"]), "one number": _fmt_n(c["OveralDiceScore"])})
-    rows.append({"source": f"this run, view 3: seed's way ({n} instance classes, background in)",
-                 "data": "same predictions", "one number": _fmt(summary["seed_style"])})
+    rows.append({"source": f"this run, view 3: the predecessor's way ({n} instance classes, background in)",
+                 "data": "same predictions", "one number": _fmt(summary["predecessor_score"])})
     rows += [{"source": name, "data": "SPIDER hidden test set",
               **{s: f"{ref[s][0]} ± {ref[s][1]}" for s in ("vertebra", "disc", "canal")}}
              for name, ref in REFERENCE_RESULTS.items()]
-    rows.append({"source": "seed project (reported)", "data": "its validation split, by series",
-                 "one number": str(SEED_REPORTED)})
+    rows.append({"source": "predecessor project (reported)", "data": "its validation split, by series",
+                 "one number": str(PREDECESSOR_REPORTED)})
     columns = ["source", "data", "vertebra", "disc", "canal", "one number"]
     return pd.DataFrame(rows, columns=columns).fillna("")
 
 
 def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
-    """How this run's numbers compare with the challenge's and the seed's, and why they differ."""
+    """How this run's numbers compare with the challenge's and the predecessor's, and why they differ."""
     lines = ["## How these numbers compare", "", markdown_table(comparison_table(summary, part, synthetic)), "",
               "Why these are different numbers:",
-              f"- The seed's {SEED_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
+              f"- The predecessor's {PREDECESSOR_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
               "split made by series in which 36 of 44 validation patients also had series in training. Background "
               "Dice is close to 1 for any sensible model, and leaked patients are easy: both lift that number. "
               "Instance classes also punish every numbering slip (a vertebra called 3 instead of 4 scores 0 on both), "

@@ -126,7 +126,8 @@ def split_table(datalist: dict):
 
 
 def series_split_leaks(records: list[dict], validation_fraction: float = 0.2, seed: int = 0) -> tuple[int, int]:
-    """The seed project's mistake, measured: split *series* at random; how many validation patients also train?"""
+    """The predecessor project's mistake, measured: split *series* at random; how many validation patients also
+    train?"""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(records))
     n_val = max(1, int(round(validation_fraction * len(records))))

@@ -48,7 +48,7 @@ from helpers.data.axes import (
     stored_values,
 )
 from helpers.data.labels import unknown_labels, values_present
-from helpers.data.predecessor import CT_WINDOW, SEED_FIXED_SIZE
+from helpers.data.predecessor import CT_WINDOW, PREDECESSOR_FIXED_SIZE
 from helpers.data.spider import (
     NORMALISATION_PERCENTILES,
     Series,
@@ -62,12 +62,12 @@ from helpers.data.spider import (
 
 @dataclass(frozen=True)
 class ResampleSettings:
-    mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the seed's, distorts anatomy)
+    mode: str = "spacing"  # "spacing" (default) or "fixed_size" (the predecessor's, distorts anatomy)
     spacing: tuple[float, float, float] | None = None  # (AP, SI, LR) mm, the kit's order; None: from the data
-    size: tuple[int, int, int] = SEED_FIXED_SIZE  # (AP, SI, LR) voxels, for "fixed_size" (predecessor.py)
+    size: tuple[int, int, int] = PREDECESSOR_FIXED_SIZE  # (AP, SI, LR) voxels, for "fixed_size" (predecessor.py)
     labels: str = "structures"  # "structures" (0 bg, 1 vertebra, 2 disc, 3 canal) or "instances" (SPIDER's)
     percentiles: tuple[float, float] = NORMALISATION_PERCENTILES
-    intensity: str = "percentile"  # or "ct_window": the seed's fixed window (seed.CT_WINDOW), for comparison
+    intensity: str = "percentile"  # or "ct_window": the predecessor's window (predecessor.CT_WINDOW), for comparison
     min_inplane_mm: float = MIN_INPLANE_MM  # in-plane floor of the chosen spacing (a profile's `inplane_mm`)
     version: int = 6  # 4: masks by sitkLabelLinear; 5: no reoriented copy, percentiles after resampling, .nii
     # images; 6: spacing and size in the kit's one order (AP, SI, LR), the same voxels (5 read back reordered)
@@ -175,7 +175,7 @@ def resample_labels(mask: sitk.Image, size, spacing, origin, direction=None) -> 
     No new label values appear, thin structures survive better than with nearest neighbour, and an
     unchanged grid gives back the same mask. It replaced per-label voting (one full resampling per label):
     on the four real samples as accurate or slightly more (Dice against an area-weighted reference 0.9955
-    vs 0.9955 on the kit's grid, 0.9803 vs 0.9793 on the seed's) and 1.2-2x faster.
+    vs 0.9955 on the kit's grid, 0.9803 vs 0.9793 on the predecessor's) and 1.2-2x faster.
     Only the box around the labelled voxels (one voxel of margin) is interpolated: outside it every voxel is
     background, which is also the value given to points outside the box, so the result is the same (exact
     ties aside) at 2-3x less CPU.
@@ -193,7 +193,7 @@ def resample_labels(mask: sitk.Image, size, spacing, origin, direction=None) -> 
 def normalise(image: sitk.Image, percentiles=NORMALISATION_PERCENTILES,
               intensity: str = "percentile") -> tuple[sitk.Image, dict]:
     """Clip to the image's own percentiles and scale to [0, 1]: any intensity convention, same range.
-    `intensity="ct_window"` applies the seed's fixed window instead (for comparison only).
+    `intensity="ct_window"` applies the predecessor's fixed window instead (for comparison only).
 
     `preprocess` calls it on the resampled image, the one the network sees: the percentiles are those of the
     values the network gets, still taken from ~10^6 voxels (nnU-Net, too, takes its clipping percentiles from

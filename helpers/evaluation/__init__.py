@@ -2,7 +2,7 @@
 
 - `predict`      a trained run's network on any scan, on the scan's own grid (`Predictor`, `predict_file`)
 - `evaluate`     a part of the datalist predicted and scored (`evaluate`, `Evaluation`, `read_evaluation`)
-- `dice`         Dice from one joint histogram; the predecessor's number (`seed_style_score`)
+- `dice`         Dice from one joint histogram; the predecessor's number (`predecessor_score`)
 - `challenge`    the challenge's instance scoring, as its public code computes it, and a corrected variant
 - `numbering`    a structure map numbered into SPIDER's instance values
 - `levels`       levels by name (L5, L4/L5, ...) and what was found, missed or merged, level by level

@@ -1,6 +1,6 @@
 """Dice, defined once: from the joint histogram of reference and predicted labels (one pass over the voxels).
 
-Used by notebook 06 through evaluate.py (per structure), challenge.py (per instance) and `seed_style_score` below
+Used by notebook 06 through evaluate.py (per structure), challenge.py (per instance) and `predecessor_score` below
 (the predecessor's number, background included), which share one count of the SPIDER values.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.data.predecessor import SEED_MAX_LEVEL, instance_classes
+from helpers.data.predecessor import PREDECESSOR_MAX_LEVEL, instance_classes
 
 
 def joint_counts(reference: np.ndarray, prediction: np.ndarray, labels: int) -> np.ndarray:
@@ -32,9 +32,9 @@ def grouped(joint: np.ndarray, group_of: np.ndarray) -> np.ndarray:
     return member.T @ joint @ member
 
 
-def seed_style_score(reference_spider: np.ndarray, prediction_spider: np.ndarray,
-                     max_level: int = SEED_MAX_LEVEL, joint: np.ndarray | None = None) -> float:
-    """The seed's number: one mean Dice over its 20 instance classes, background included (`joint`: the two
+def predecessor_score(reference_spider: np.ndarray, prediction_spider: np.ndarray,
+                     max_level: int = PREDECESSOR_MAX_LEVEL, joint: np.ndarray | None = None) -> float:
+    """The predecessor's number: one mean Dice over its 20 instance classes, background included (`joint`: the two
     arrays' `joint_counts(..., 256)`, when already counted)."""
     if joint is None:
         joint = joint_counts(reference_spider, prediction_spider, 256)  # SPIDER values lie below 256

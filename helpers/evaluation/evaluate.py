@@ -26,7 +26,7 @@ from helpers.data.axes import numpy_order
 from helpers.data.labels import BACKGROUND, FOREGROUND, STRUCTURES, structure_lut
 from helpers.data.spider import read_image, read_mask, structure_mask
 from helpers.evaluation.challenge import Instance, instance_work, scan_metrics, score_images
-from helpers.evaluation.dice import dice, grouped, joint_counts, seed_style_score
+from helpers.evaluation.dice import dice, grouped, joint_counts, predecessor_score
 from helpers.evaluation.distances import (
     BorderSet,
     JobPool,
@@ -104,7 +104,7 @@ def score_series(reference: sitk.Image, predicted: sitk.Image, extra: tuple[Work
                  ) -> tuple[dict, sitk.Image, list[Instance], list]:
     """Everything `evaluate` measures for one series, from its reference mask (SPIDER values) and a predicted
     structure map on the same grid: the map numbered into SPIDER values, the semantic metrics (raw and after
-    cleanup), the seed's number, and the challenge's instance figures (both variants); with the answers of
+    cleanup), the predecessor's number, and the challenge's instance figures (both variants); with the answers of
     `extra` work, run in the same pool. The numbering runs in the pool while the semantic part is prepared,
     and the semantic distances while the instances' borders are found."""
     from helpers.data.labels import to_structures
@@ -120,12 +120,12 @@ def score_series(reference: sitk.Image, predicted: sitk.Image, extra: tuple[Work
                                            pred_borders.cleaned(cleaned)))
         spider = numbered()
         spider_array = sitk.GetArrayFromImage(spider)
-        joint = joint_counts(ref_spider, spider_array, 256)  # one count serves the seed, instances, structures
+        joint = joint_counts(ref_spider, spider_array, 256)  # one count for the predecessor, instances, structures
         instances = pool.work(instance_work(ref_spider, spider_array, reference.GetSpacing(), joint=joint))
         distances, instances = semantic(), instances()
         extras = [answer() for answer in extras]
     row = _semantic_row(grouped(joint, structure_lut()), distances)
-    row["seed_style"] = seed_style_score(ref_spider, spider_array, joint=joint)
+    row["predecessor_score"] = predecessor_score(ref_spider, spider_array, joint=joint)
     cleaned_row = _semantic_row(joint_counts(ref, cleaned, len(STRUCTURES)), distances, which=1)
     row.update({f"clean_{k}": v for k, v in cleaned_row.items()})
     row.update(scan_metrics(instances, "challenge"))
@@ -169,6 +169,9 @@ def read_evaluation(run_dir: str | Path, part: str = "test") -> Evaluation:
     files = RunFiles(Path(run_dir)).evaluation(part)
     summary = read_json_object(files.summary, "an evaluation summary", "evaluate (notebook 06)")
     table = pd.read_csv(existing_file(files.metrics, "a metrics table", "evaluate (notebook 06)"))
+    if "seed_style" in summary:  # written before the predecessor's score had its own name
+        summary.setdefault("predecessor_score", summary.pop("seed_style"))
+        table = table.rename(columns={"seed_style": "predecessor_score"})
     challenge = read_json_object(files.challenge, "the challenge's figures", "evaluate (notebook 06)") \
         if files.challenge.is_file() else {}
     instances = pd.read_csv(files.instances, keep_default_na=False, na_values=[""]) \
@@ -244,7 +247,7 @@ def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part:
 
 
 def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str = "test") -> dict:
-    """Mean and sd per structure and metric, raw and cleaned, the seed-style number, and the challenge's figures
+    """Mean and sd per structure and metric, raw and cleaned, the predecessor's number, and the challenge's figures
     (`challenge`, and `challenge_corrected`: the corrected variant) summarised as the challenge does."""
     from helpers.evaluation.challenge import CHALLENGE_METRICS
     from helpers.evaluation.challenge import summarise as challenge_summary
@@ -263,7 +266,8 @@ def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str
                                            "n": int(values.notna().sum())}
     dice_means = [summary["metrics"][f"dice_{n}"]["mean"] for n in FOREGROUND]
     summary["dice_mean_structures"] = _num(np.nanmean([v if v is not None else np.nan for v in dice_means]))
-    summary["seed_style"] = {"mean": _num(table["seed_style"].mean()), "sd": _num(table["seed_style"].std(ddof=0))}
+    summary["predecessor_score"] = {"mean": _num(table["predecessor_score"].mean()),
+                                    "sd": _num(table["predecessor_score"].std(ddof=0))}
     for key, prefix in (("challenge", ""), ("challenge_corrected", "corrected_")):
         columns = {f"{prefix}{m}": m for m in CHALLENGE_METRICS}
         if set(columns) <= set(table.columns):

@@ -1,6 +1,6 @@
 """Figures of the data before training: voxel spacings and intensity ranges of every series; one series on
-the kit's grid and on the seed's fixed size; intensities under the seed's CT window and the kit's per-image
-normalisation.
+the kit's grid and on the predecessor's fixed size; intensities under the predecessor's CT window and the kit's
+per-image normalisation.
 
 Used by notebooks 02 (spacings and intensity ranges) and 03 (grids and intensities).
 """
@@ -43,12 +43,12 @@ def plot_spacing_intensity(table: pd.DataFrame, save: str | Path | None = None):
 
 def plot_grids(scan: Scan, prep_dir: str | Path, fixed_dir: str | Path, save: str | Path | None = None):
     """The first resampled series three ways: the original in millimetres, the kit's grid (by spacing), and
-    the seed's fixed size drawn as the network sees it, one square per voxel."""
+    the predecessor's fixed size drawn as the network sees it, one square per voxel."""
     prep_dir, fixed_dir = Path(prep_dir), Path(fixed_dir)
     record = read_manifest(prep_dir)["series"][0]
     image, mask = read_series(next(s for s in scan.complete if s.stem == record["series"]))
     views = [SeriesView(image, mask, f"original {orientation(image)}")]
-    for folder, title in ((prep_dir, "kit: by spacing"), (fixed_dir, "seed: fixed size")):
+    for folder, title in ((prep_dir, "kit: by spacing"), (fixed_dir, "predecessor: fixed size")):
         views.append(SeriesView(sitk.ReadImage(str(folder / record["image"])),
                                 sitk.ReadImage(str(folder / record["label"])), title, structures=True))
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.5))
@@ -69,8 +69,8 @@ def convention_examples(records: list[dict]) -> dict[str, str | None]:
 
 
 def plot_intensities(scan: Scan, prep_dir: str | Path, save: str | Path | None = None):
-    """Histograms of a mapped and a raw series: stored values, after the seed's CT window (`seed.ct_window`),
-    and after the kit's per-image normalisation (the resampled image)."""
+    """Histograms of a mapped and a raw series: stored values, after the predecessor's CT window
+    (`predecessor.ct_window`), and after the kit's per-image normalisation (the resampled image)."""
     prep_dir = Path(prep_dir)
     records = {r["series"]: r for r in read_manifest(prep_dir)["series"]}
     by_stem = {s.stem: s for s in scan.complete}
@@ -83,8 +83,8 @@ def plot_intensities(scan: Scan, prep_dir: str | Path, save: str | Path | None =
         axes[0].hist(values, bins=100, color=colour, alpha=0.6, label=stem)
         axes[1].hist(ct_window(values), bins=100, range=(0, 1), color=colour, alpha=0.6)
         axes[2].hist(after, bins=100, range=(0, 1), color=colour, alpha=0.6)
-    seed_title = f"seed: CT window [{CT_WINDOW[0]:g}, {CT_WINDOW[1]:g}] -> [0, 1]"
-    for ax, title in zip(axes, ("stored values", seed_title, "kit: per-image percentiles")):
+    predecessor_title = f"predecessor: CT window [{CT_WINDOW[0]:g}, {CT_WINDOW[1]:g}] -> [0, 1]"
+    for ax, title in zip(axes, ("stored values", predecessor_title, "kit: per-image percentiles")):
         ax.set(title=title, yticks=[])
     axes[0].legend()
     fig.tight_layout()

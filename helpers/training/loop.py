@@ -71,7 +71,7 @@ class TrainConfig:
     batch_size: int | None = None
     samples_per_volume: int | None = None  # None: the profile's
     lr: float | None = None  # None: the profile's
-    class_ratios: list[float] | None = None  # patch centres per class; None: the profile's; [] = the seed's pos/neg
+    class_ratios: list[float] | None = None  # patch centres per class; None: the profile's; []: predecessor's pos/neg
     loss: str | None = None  # one of LOSSES; None: the profile's
     warmup: float | None = None  # share of the iterations warming up the learning rate; None: the profile's
     weight_decay: float = 1e-5
@@ -79,7 +79,7 @@ class TrainConfig:
     num_workers: int | None = None
     log_every: int = 5
     amp: bool = True  # reduced precision where the device computes it natively (helpers.training.models.amp_dtype)
-    augment: bool = True  # False: patches only (the seed trained without augmentation)
+    augment: bool = True  # False: patches only (the predecessor trained without augmentation)
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # where the data came from, and whether it is synthetic

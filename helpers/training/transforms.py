@@ -1,4 +1,4 @@
-"""What training reads: the transform chain (loading, the seed's classes, patch sampling, augmentation), the
+"""What training reads: the transform chain (loading, the predecessor's classes, patch sampling, augmentation), the
 classes a run's labels hold, and the cached dataset.
 
 Used by notebook 05: the chain it prints, and (through helpers.training.loop) the patches it shows and trains on.
@@ -12,29 +12,29 @@ import torch
 from helpers.data.axes import AP, LR, SI, axis_index, by_axis
 from helpers.data.datalist import KEYS
 from helpers.data.labels import STRUCTURES
-from helpers.data.predecessor import seed_class_lut, seed_class_structures
+from helpers.data.predecessor import predecessor_class_lut, predecessor_class_structures
 from helpers.data.resample import ResampleSettings
 
 CLASS_INDICES = "label_class_indices"  # where each class lies, computed once and cached with the volume
 
 
 def instance_labels(preprocessing: dict) -> bool:
-    """Whether the labels are the seed's 20 instance classes (a preprocessing record with labels="instances")."""
+    """Whether the labels are the predecessor's 20 instance classes (a preprocessing record with labels="instances")."""
     return ResampleSettings.from_record(preprocessing).labels == "instances"
 
 
 def class_structures(config: dict) -> np.ndarray:
-    """Structure index of each output class: identity for structures, the seed's 20 classes for instances."""
+    """Structure index of each output class: identity for structures, the predecessor's 20 classes for instances."""
     if instance_labels(config.get("preprocessing", {})):
-        return seed_class_structures()
+        return predecessor_class_structures()
     return np.arange(len(STRUCTURES))
 
 
-class _SeedClasses:
-    """SPIDER values -> the seed's class indices (a picklable transform for data-loader workers)."""
+class _PredecessorClasses:
+    """SPIDER values -> the predecessor's class indices (a picklable transform for data-loader workers)."""
 
     def __init__(self):
-        self.lut = torch.as_tensor(seed_class_lut())
+        self.lut = torch.as_tensor(predecessor_class_lut())
 
     def __call__(self, label):
         return self.lut[torch.as_tensor(label).long()].to(torch.uint8)
@@ -46,7 +46,7 @@ def transforms(patch: tuple[int, ...], samples: int, train: bool, instances: boo
 
     `patch` is in the kit's order (AP, SI, LR), the network's. `class_ratios` (background, vertebra, disc,
     canal) draws patch centres per class (MONAI's RandCropByLabelClassesd); empty or None: half on any structure,
-    half anywhere (RandCropByPosNegLabeld, as the seed's recipe).
+    half anywhere (RandCropByPosNegLabeld, as the predecessor's recipe).
     """
     from monai import transforms as T
 
@@ -69,8 +69,8 @@ def _loading(patch: tuple[int, ...], instances: bool) -> list:
 
     det = [_nibabel_loader(), T.EnsureChannelFirstd(KEYS),
            T.EnsureTyped("image", dtype=torch.float32)]
-    if instances:  # SPIDER values -> the seed's 20 classes; vertebrae and discs above level 9 become background
-        det.append(T.Lambdad("label", _SeedClasses()))
+    if instances:  # SPIDER values -> the predecessor's 20 classes; vertebrae and discs above level 9 become background
+        det.append(T.Lambdad("label", _PredecessorClasses()))
     return det + [T.EnsureTyped("label", dtype=torch.uint8), T.SpatialPadd(KEYS, spatial_size=patch)]
 
 
