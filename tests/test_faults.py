@@ -265,8 +265,9 @@ def test_an_overview_without_files_or_no_overview_is_said_once(dataset_copy, tmp
 @ROOT
 @pytest.mark.slow
 def test_training_whose_disk_fills_stops_with_one_line_and_keeps_its_checkpoint(smoke_datalist, tmp_path):
-    """The disk fills while training runs (another program takes the space after the plan said it fits): the next
-    save ends the run with the one line, and the checkpoint before it is intact, so a rerun resumes from it."""
+    """The disk fills while training runs (another program takes the space after the resource check said it fits):
+    the next save ends the run with the one line, and the checkpoint before it is intact, so a rerun resumes from
+    it."""
     import shutil
 
     with mounted(tmp_path / "disk", 600 * 1024) as disk:

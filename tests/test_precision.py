@@ -26,7 +26,7 @@ def test_auto_takes_bfloat16_only_where_the_cpu_computes_it(monkeypatch):
     assert amp_dtype(torch.device("cuda")) == torch.float16  # no GPU needed to decide
 
 
-def test_float32_is_kept_when_asked_for_and_the_plan_says_why(monkeypatch):
+def test_float32_is_kept_when_asked_for_and_the_resource_check_says_why(monkeypatch):
     monkeypatch.setenv(CPU_PRECISION_ENV, "float32")
     assert cpu_precision() == "float32" and amp_dtype(CPU) is None
     note = precision_note(CPU)

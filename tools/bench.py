@@ -357,13 +357,13 @@ QUICK_SECTIONS = ("preprocessing", "training", "scoring")  # a few minutes on 2 
 
 
 def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
-    """The gpu profile's plan, the cache it sizes filled for real, and a short run of its own code."""
-    from helpers.training.loop import TrainConfig, _training_chain, _with_data, plan_for, train
-    from helpers.training.plan import voxels
+    """The gpu profile's resource check, the cache it sizes filled for real, and a short run of its own code."""
+    from helpers.training.loop import TrainConfig, _training_chain, _with_data, check_resources_for, train
+    from helpers.training.resources import voxels
     from helpers.training.transforms import cached_dataset
 
     config = TrainConfig(datalist, run_dir, profile="gpu", max_iterations=iterations, val_every=iterations)
-    plan = plan_for(config)
+    check = check_resources_for(config)
     resolved, data = _with_data(config)
     items = data["training"] + data["validation"]
     filled = cached_dataset(items, _training_chain(resolved), 0, 1.0)
@@ -371,10 +371,10 @@ def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
                  for entry in filled._cache for x in entry.values())
     del filled
     summary = train(config, progress=False)
-    return {"parameters_m": plan.parameters / 1e6, "volumes": len(items),
+    return {"parameters_m": check.parameters / 1e6, "volumes": len(items),
             "voxels_millions": sum(voxels(i["image"]) for i in items) / 1e6,
-            "cache_planned_gb": plan.cache_needed / 1e9, "cache_filled_gb": cached / 1e9,
-            "checkpoint_disk_planned_gb": plan.disk_needed / 1e9,
+            "cache_planned_gb": check.cache_needed / 1e9, "cache_filled_gb": cached / 1e9,
+            "checkpoint_disk_planned_gb": check.disk_needed / 1e9,
             "checkpoint_disk_used_gb": sum(p.stat().st_size for p in RunFiles(Path(run_dir)).checkpoints) / 1e9,
             "iterations": iterations, "measured_iteration_s": summary["measured_iteration_seconds"],
             "predicted_loop_s": summary["measured_iteration_seconds"] * iterations,
@@ -383,7 +383,7 @@ def class_worker(datalist: str, run_dir: str, iterations: int) -> dict:
 
 def bench_class(tmp: Path, quick: bool) -> dict:
     """The real class rehearsed on this machine: SPIDER-sized synthetic series prepared on the gpu profile's 1 mm
-    grid (time, disk), then the gpu profile's plan against what its run measures (cache, disk, time, memory)."""
+    grid (time, disk), then the gpu profile's resource check against what its run measures (cache, disk, time, memory)."""
     from helpers.data.datalist import write_datalist
     from helpers.data.resample import ResampleSettings, resample_dataset
     from helpers.data.synth import write_dataset

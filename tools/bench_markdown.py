@@ -145,21 +145,21 @@ def _scoring_markdown(s: dict) -> str:
 
 
 def _class_markdown(c: dict) -> list[str]:
-    """The real class rehearsed: preprocessing on the gpu grid, and the plan's figures against the run's."""
+    """The real class rehearsed: preprocessing on the gpu grid, and the resource check's estimates against the run's."""
     return ["## The real class, rehearsed on this machine (gpu profile, SPIDER-sized synthetic series)", "",
             f"Preprocessing on the gpu profile's 1 mm grid, 2 workers: {c['prep_series_per_s_2w']:.2f} series per second; "
             f"{c['prep_mb_per_series']:.1f} MB a series prepared (raw .mha {c['raw_mb_per_series']:.1f} MB) over "
             f"{c['series']} series.", "",
             f"`train` with the gpu profile ({c['parameters_m']:.1f} M parameters) on the CPU for {c['iterations']} "
-            f"iterations, {c['volumes']} volumes ({c['voxels_millions']:.0f} M voxels); the plan it prints before the "
+            f"iterations, {c['volumes']} volumes ({c['voxels_millions']:.0f} M voxels); the resource check it prints before the "
             "first step, against what the run then measured:", "",
-            "| figure | planned | measured |", "| --- | --- | --- |",
+            "| figure | estimated before the first step | measured |", "| --- | --- | --- |",
             f"| host memory to cache every volume | {c['cache_planned_gb']:.2f} GB | {c['cache_filled_gb']:.2f} GB (the cache filled) |",
             f"| checkpoint disk | {c['checkpoint_disk_planned_gb']:.2f} GB (best, last, prev) "
             f"| {c['checkpoint_disk_used_gb']:.2f} GB after one save (`checkpoint_prev.pt` comes with the second) |",
             f"| the run's loop (from the first steps' {c['measured_iteration_s']:.1f} s an iteration) "
             f"| {c['predicted_loop_s']:.0f} s without validation | {c['loop_s']:.0f} s, the warm-up step and one "
-            "validation included (the plan adds the validations once the first is timed) |",
+            "validation included (the estimate adds the validations once the first is timed) |",
             f"| peak resident memory of the process | | {c['peak_rss_gb']:.1f} GB |", ""]
 
 

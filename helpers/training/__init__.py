@@ -6,7 +6,7 @@
 - `checkpoints`    checkpoints written atomically and loaded without running code
 - `random_state`   the random state saved in each checkpoint, so a resumed run draws the same numbers
 - `batch_guard`    the last gate before the network: a batch with bad values stops training, named
-- `plan`           will it fit? the network, memory and disk, printed before the first step
+- `resources`      will it fit? the network, memory and disk, checked and printed before the first step
 - `distributed`    one process or several (DistributedDataParallel) behind one interface
 - `run_log`        `metrics.jsonl` (and TensorBoard when installed)
 - `postprocess`    the clean-up of a prediction, chosen per structure on the validation data

@@ -45,9 +45,9 @@ from helpers.training.models import (
     require_patch_fits,
     sliding_window_logits,
 )
-from helpers.training.plan import StepClock, make_plan, require_fit
 from helpers.training.postprocess import cleanup
 from helpers.training.random_state import data_seed, rng_state, set_rng_state
+from helpers.training.resources import StepClock, check_resources, require_fit
 from helpers.training.run_log import RunLog, read_metrics, trim_metrics
 from helpers.training.transforms import cached_dataset, class_structures, instance_labels, transforms
 
@@ -198,16 +198,15 @@ def require_profile_grid(config: TrainConfig) -> None:
                    f"profile the data was made for.")
 
 
-def plan_for(config: TrainConfig, device: str | None = None):
-    """The plan `train` prints before its first step (plan.py), for notebook 05 and the benchmarks."""
-    from helpers.training.plan import make_plan
-
+def check_resources_for(config: TrainConfig, device: str | None = None):
+    """The resource check `train` prints before its first step (resources.py), for notebook 05 and the benchmarks."""
     config, data = _with_data(config)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     patch = tuple(int(v) for v in config.patch_size)
     model = build_model(config.model, patch, config.model_options, out_channels=len(class_structures(asdict(config))))
-    return make_plan(model, dev, data["training"] + data["validation"], _training_chain(config), Path(config.run_dir),
-                     config.max_iterations, patch, config.batch_size * config.samples_per_volume, config.amp)
+    return check_resources(model, dev, data["training"] + data["validation"], _training_chain(config),
+                           Path(config.run_dir), config.max_iterations, patch,
+                           config.batch_size * config.samples_per_volume, config.amp)
 
 
 def _training_chain(config: TrainConfig):
@@ -275,7 +274,7 @@ def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> d
         best = f"best mean Dice {run.best:.4f}" if run.best >= 0 else "no validation: the last checkpoint is the model"
         procs.log(f"{run.dir} already finished ({run.iteration} iterations); {best}")
         return run.summary()
-    cache_rate = _plan(run, data, procs)
+    cache_rate = _check_resources(run, data, procs)
     net = procs.wrap(run.model)
     loader, val_loader = _loaders(run, data, procs, cache_rate)
     start = time.perf_counter()
@@ -384,19 +383,19 @@ def _resume(run: _Run, procs: Processes) -> None:
         trim_metrics(run.dir, run.iteration)  # drop what the checkpoint lacks
 
 
-def _plan(run: _Run, data: dict, procs: Processes) -> float:
-    """Print the plan (plan.py) and refuse what cannot fit; the share of the volumes to cache in RAM."""
+def _check_resources(run: _Run, data: dict, procs: Processes) -> float:
+    """Print the resource check (resources.py) and refuse what cannot fit; the share of the volumes to cache in RAM."""
     config = run.config
     items = data["training"] + (data["validation"] if procs.main else [])
-    plan = make_plan(run.model, run.device, items, _training_chain(config), run.dir, config.max_iterations,
-                     run.patch, config.batch_size * config.samples_per_volume, config.amp)
-    for line in plan.lines:
+    check = check_resources(run.model, run.device, items, _training_chain(config), run.dir, config.max_iterations,
+                            run.patch, config.batch_size * config.samples_per_volume, config.amp)
+    for line in check.lines:
         procs.log(line)
     if not data["validation"]:
         procs.log("  no validation part in the datalist: no model is chosen on validation, checkpoint_best.pt "
                   "is not written, and the last checkpoint is the model")
-    require_fit(plan)
-    return plan.cache_rate
+    require_fit(check)
+    return check.cache_rate
 
 
 def _loaders(run: _Run, data: dict, procs: Processes, cache_rate: float = 1.0):

@@ -1,7 +1,8 @@
-"""Will it fit? The plan `train` prints before its first step: the network's size, the host memory that caching the
-volumes needs against what is free (the cached share is cut to fit, with the reason), the disk the checkpoints need
-against what is free, the device's memory for the weights and the optimiser; and, from the first real steps, the
-time per iteration, the run's expected length and the peak memory (`StepClock`).
+"""Will it fit? The resource check `train` prints before its first step: the network's size, the host memory that
+caching the volumes needs against what is free (the cached share is cut to fit, with the reason), the disk the
+checkpoints need against what is free, the device's memory for the weights and the optimiser; and, from the first
+real steps, the time per iteration, the run's expected length and the peak memory (`StepClock`). (Not a "plan" in
+nnU-Net's sense: the recipe is the profile's, helpers/core/profiles.py; this only checks the machine can run it.)
 
 Used by notebook 05 (and `python -m helpers train`): what cannot fit is refused before training starts, with what
 to do, instead of the operating system killing the process half-way ("exitcode -9") or CUDA running out of memory.
@@ -81,7 +82,7 @@ def cached_bytes_per_voxel(item: dict, chain) -> float:
 
 
 @dataclass
-class Plan:
+class ResourceCheck:
     """What a run needs and what the machine has; `problems` stop it before the first step."""
 
     device: str
@@ -95,9 +96,10 @@ class Plan:
     problems: list[str] = field(default_factory=list)
 
 
-def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], chain, run_dir: Path,
-              iterations: int, patch: tuple[int, ...], patches_per_step: int, amp: bool = True) -> Plan:
-    """The plan for training `model` on `items` (training and validation) into `run_dir`."""
+def check_resources(model: torch.nn.Module, device: torch.device, items: list[dict], chain, run_dir: Path,
+                    iterations: int, patch: tuple[int, ...], patches_per_step: int, amp: bool = True) -> ResourceCheck:
+    """What training `model` on `items` (training and validation) into `run_dir` needs, against what this machine
+    has free: the lines to print and the problems that stop the run."""
     from helpers.training.models import parameter_count, precision_note
 
     params = parameter_count(model)
@@ -112,9 +114,9 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
     disk_need = max(0, params * BYTES_PER_PARAMETER_CHECKPOINTS - kept)
     disk_free = shutil.disk_usage(run_dir).free
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    plan = Plan(name, params, need, ram, rate, disk_need, disk_free)
-    plan.lines = [
-        f"plan: {name} ({precision_note(device, amp)}); {params / 1e6:.1f} M parameters; patch {tuple(patch)} "
+    check = ResourceCheck(name, params, need, ram, rate, disk_need, disk_free)
+    check.lines = [
+        f"resources: {name} ({precision_note(device, amp)}); {params / 1e6:.1f} M parameters; patch {tuple(patch)} "
         f"(AP x SI x LR) x {patches_per_step} per step; {iterations} iterations",
         f"  host memory: caching {len(items)} volumes needs {_gb(need)} ({per_voxel:.1f} bytes a voxel, measured on "
         f"the first), {_gb(ram)} free: " + ("all cached" if rate >= 1 else
@@ -122,24 +124,25 @@ def make_plan(model: torch.nn.Module, device: torch.device, items: list[dict], c
                                              "leaves free), the rest read from disk at each use"),
         f"  disk: checkpoints need about {_gb(disk_need)} more, {_gb(disk_free)} free in {run_dir}"]
     if disk_free < disk_need:
-        plan.problems.append(f"{run_dir}: {_gb(disk_free)} free, the checkpoints need about {_gb(disk_need)}; free "
+        check.problems.append(f"{run_dir}: {_gb(disk_free)} free, the checkpoints need about {_gb(disk_need)}; free "
                              "some space or choose another run folder")
     if device.type == "cuda":
         total = torch.cuda.get_device_properties(device).total_memory
-        plan.lines.append(f"  GPU memory: weights, gradients and AdamW states {_gb(weights)} of {_gb(total)}; the "
+        check.lines.append(f"  GPU memory: weights, gradients and AdamW states {_gb(weights)} of {_gb(total)}; the "
                           "activations of a step are measured in the first steps")
         if weights > 0.9 * total:
-            plan.problems.append(f"{name}: {_gb(total)} of memory, the network's weights and optimiser alone need "
+            check.problems.append(f"{name}: {_gb(total)} of memory, the network's weights and optimiser alone need "
                                  f"{_gb(weights)}; choose a smaller profile or model")
     elif weights > ram:
-        plan.problems.append(f"the network's weights and optimiser need {_gb(weights)}, {_gb(ram)} of memory is "
+        check.problems.append(f"the network's weights and optimiser need {_gb(weights)}, {_gb(ram)} of memory is "
                              "free; choose a smaller profile or model")
-    return plan
+    return check
 
 
-def require_fit(plan: Plan) -> None:
-    if plan.problems:
-        raise KitError("this run cannot fit: " + "; ".join(plan.problems))
+def require_fit(check: ResourceCheck) -> None:
+    """Stop before the first step when the check found what cannot fit, saying what."""
+    if check.problems:
+        raise KitError("this run cannot fit: " + "; ".join(check.problems))
 
 
 class StepClock:
