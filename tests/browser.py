@@ -234,7 +234,7 @@ class Student:
         from selenium.webdriver.common.keys import Keys
 
         panel = ".jp-NotebookPanel:not(.lm-mod-hidden) "
-        interact = self.driver.find_element(By.CSS_SELECTOR, panel + ".widget-interact")
+        interact = self.driver.find_element(By.CSS_SELECTOR, panel + ".kit-slice-slider")
         look = ("const w = arguments[0]; const img = w.querySelector('img');"
                 "return {readout: (w.querySelector('.widget-readout') || {}).textContent,"
                 " image: img ? img.src : null, loaded: img ? img.naturalWidth : 0};")

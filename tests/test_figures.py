@@ -120,3 +120,28 @@ def test_cases_figure_shows_reference_prediction_and_errors(grids, tmp_path):
     errors = fig.axes[2].images[-1].get_array()  # a perfect prediction: no error drawn
     assert not np.asarray(errors)[..., 3].any()
     assert (tmp_path / "cases.png").is_file()
+
+
+def test_the_slice_slider_redraws_a_png_without_an_output_widget(small_dataset, monkeypatch):
+    """In a notebook (not the kit's headless run) the slider is a slider and a PNG `Image`, redrawn on a move:
+    no `Output` widget, which could hang papermill and nbconvert (tests/test_notebooks.py runs them)."""
+    import ipywidgets as widgets
+
+    from helpers.core.runtime import HEADLESS_ENV
+    from helpers.data.spider import read_series
+    from helpers.figures.series import SeriesView, slice_slider
+
+    monkeypatch.delenv(HEADLESS_ENV, raising=False)
+    view = SeriesView(*read_series(scan_dataset(small_dataset).complete[0]), "t")
+    box = slice_slider(view)
+    parts = [box.children[0].children[0], box.children[0].children[1], box.children[1]]
+    index, overlay, picture = parts
+    assert isinstance(index, widgets.IntSlider) and isinstance(picture, widgets.Image)
+    assert not any(isinstance(w, widgets.Output) for w in parts)
+    first = bytes(picture.value)
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    index.value += 1  # the next slice, still through the spine (the slider starts in its middle)
+    assert bytes(picture.value) != first, "moving the slider did not redraw the slice"
+    moved = bytes(picture.value)
+    overlay.value = False
+    assert bytes(picture.value) != moved, "the overlay checkbox did not redraw the slice"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.core.paths import NOTEBOOK_DIR
 from helpers.core.runtime import HEADLESS_ENV
 from helpers.course.runner import course_notebooks, run_notebooks
 from tools.links import SETUP_CELL, repository_url
@@ -126,6 +127,39 @@ def test_course_runs_on_real_samples(real_samples, tmp_path):
     report = (tmp_path / "report" / "README.md").read_text()
     assert "Synthetic data" not in report and "1 series" in report
     assert tree_digest(real_samples) == before
+
+
+@pytest.mark.slow
+def test_notebook_01_runs_under_plain_papermill_and_nbconvert(small_dataset, tmp_path):
+    """As an instructor runs it without the kit's runner or its environment variable: papermill three times and
+    `jupyter nbconvert --execute` once, each within its time limit (the slice slider used to hang them: an
+    `interactive` widget's Output made the executor answer the kernel; jupyter/nbclient#312)."""
+    book = NOTEBOOK_DIR / "01_data_display.ipynb"
+    env = {k: v for k, v in os.environ.items() if k != HEADLESS_ENV}
+    params = ["-p", "data_dir", str(small_dataset), "-p", "run_dir", str(tmp_path / "run")]
+    for attempt in range(3):
+        out = tmp_path / f"papermill_{attempt}.ipynb"
+        try:
+            run = subprocess.run([sys.executable, "-m", "papermill", str(book), str(out), *params, "--no-progress-bar"],
+                                 env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"plain papermill hung on notebook 01 (attempt {attempt + 1})")
+        assert run.returncode == 0, run.stderr[-2000:]
+        widgets = json.loads(out.read_text())["metadata"].get("widgets", {})
+        state = next(iter(widgets.values()), {}).get("state", {})
+        assert any(m["model_name"] == "ImageModel" for m in state.values()), "no slice picture in the widget state"
+        assert not any(m["model_name"] == "OutputModel" for m in state.values())
+    prepared = tmp_path / "prepared.ipynb"  # nbconvert takes no parameters: papermill writes them in, runs nothing
+    subprocess.run([sys.executable, "-m", "papermill", str(book), str(prepared), *params, "--prepare-only"],
+                   env=env, check=True, capture_output=True, cwd=tmp_path)
+    try:
+        run = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                              str(prepared), "--output", "nbconvert.ipynb"],
+                             env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("jupyter nbconvert --execute hung on notebook 01")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "nbconvert.ipynb").is_file()
 
 
 def test_runner_names_the_failing_notebook_and_cell(tmp_path):

@@ -5,6 +5,7 @@ Used by notebooks 00, 01, 03 and 06.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -108,22 +109,43 @@ def slice_strip(view: SeriesView, count: int = 5, save: str | Path | None = None
     return fig
 
 
+def slice_png(view: SeriesView, index: int, overlay: bool = True, dpi: int = 80) -> bytes:
+    """One sagittal slice with its legend as PNG bytes, drawn off screen (no pyplot, nothing displayed)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    view.draw(ax, index, overlay)
+    ax.legend(handles=legend_handles(), loc="upper right", fontsize=7)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def slice_slider(view: SeriesView, save: str | Path | None = None):
-    """An ipywidgets slider over the sagittal slices; in a headless run, a static strip of slices instead
-    (widgets cannot be stored in an executed notebook, and they can stall a headless kernel)."""
+    """A slider over the sagittal slices; in the kit's headless run, a static strip of slices instead (a widget
+    shows nothing in a stored notebook).
+
+    The slice is a PNG in an `Image` widget, redrawn when the slider moves. No `Output` widget and no
+    `ipywidgets.interactive`: those make an executor (papermill, `jupyter nbconvert --execute`) answer the kernel
+    while it waits for the cell, which can hang it for ever (jupyter/nbclient#312)."""
     if headless():
         return slice_strip(view, save=save)
     import ipywidgets as widgets
 
-    def draw(index: int, overlay: bool):
-        fig, ax = plt.subplots(figsize=(5, 5))
-        view.draw(ax, index, overlay)
-        ax.legend(handles=legend_handles(), loc="upper right", fontsize=7)
-        plt.show()
-
     start = middle_slice(view.mask, view.n_slices)
-    return widgets.interactive(draw, index=widgets.IntSlider(start, 0, view.n_slices - 1, description="slice"),
-                               overlay=widgets.Checkbox(True, description="overlay"))
+    index = widgets.IntSlider(start, 0, view.n_slices - 1, description="slice")
+    overlay = widgets.Checkbox(True, description="overlay")
+    picture = widgets.Image(value=slice_png(view, start), format="png", width=400)
+
+    def redraw(_change=None) -> None:
+        picture.value = slice_png(view, index.value, overlay.value)
+
+    index.observe(redraw, names="value")
+    overlay.observe(redraw, names="value")
+    box = widgets.VBox([widgets.HBox([index, overlay]), picture])
+    box.add_class("kit-slice-slider")
+    return box
 
 
 def show_comparison(image: sitk.Image, reference: sitk.Image, prediction: sitk.Image, title: str, axes=None):
