@@ -90,15 +90,16 @@ def _train(args) -> None:
 def _evaluate(args) -> None:
     from helpers.data.predecessor import instance_classes
     from helpers.evaluation.evaluate import evaluate
+    from helpers.evaluation.stats import mean_sd
 
     args.run = args.run or _course().layout.train
     result = evaluate(args.run, args.datalist, args.part)
     summary = result.summary
     for key, stat in summary["metrics"].items():
         if not key.startswith("clean_"):
-            print(f"{key:16s} {stat['mean']} +- {stat['sd']} (n={stat['n']})")
+            print(f"{key:16s} {mean_sd(stat)}")
     print(f"the predecessor's score ({len(instance_classes())} classes, background in): "
-          f"{summary['predecessor_score']['mean']}")
+          f"{mean_sd(summary['predecessor_score'])}")
     for reason in result.skipped:
         print(f"  SKIPPED {reason}")
     print(f"per-case table: {result.files.metrics}; per instance: {result.files.instances}")

@@ -13,15 +13,24 @@ import SimpleITK as sitk
 import torch
 
 from helpers.core.errors import DataError
-from helpers.course.report import _fmt_n, build_report
+from helpers.course.report import build_report
 from helpers.data.datalist import write_datalist
 from helpers.data.resample import resample_dataset
 from helpers.data.spider import read_series, scan_dataset
-from helpers.evaluation.dice import predecessor_score
-from helpers.evaluation.evaluate import evaluate, structure_metrics, to_spider_values
+from helpers.evaluation.dice import joint_counts, predecessor_score
+from helpers.evaluation.distances import BorderSet, run_work
+from helpers.evaluation.evaluate import evaluate, semantic_row, semantic_work, to_spider_values
 from helpers.evaluation.predict import Predictor
+from helpers.evaluation.stats import mean_sd
 
 from .conftest import kit, tree_digest
+
+
+def structure_metrics(reference, prediction, spacing_zyx):
+    """Dice, HD95 and ASSD per structure as `score_series` computes them: `semantic_work`'s distances (borders by
+    face connectivity), `semantic_row`'s figures."""
+    work = semantic_work(BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1), spacing_zyx)
+    return semantic_row(joint_counts(reference, prediction, 4), run_work(work)[0])
 
 
 def test_identical_masks_score_perfectly():
@@ -109,11 +118,11 @@ def test_predictions_land_on_the_original_grid_and_report_matches_csv(trained, s
     text = report.read_text()
     csv = pd.read_csv(run / "eval" / "test" / "metrics.csv")
     for name in ("vertebra", "disc", "canal"):
-        assert f"{csv[f'dice_{name}'].mean():.3f} ± {csv[f'dice_{name}'].std(ddof=0):.3f}" in text
+        assert f"{csv[f'dice_{name}'].mean():.3f} ± {csv[f'dice_{name}'].std(ddof=1):.3f}" in text  # stats.summarise
     assert "Synthetic data" in text.splitlines()[2] and "0.7154" in text and "0.93 ± 0.05" in text
     assert all(f"### View {n}" in text for n in (1, 2, 3)) and "**Which number to quote.**" in text
     challenge = json.loads((run / "eval" / "test" / "challenge.json").read_text())
-    assert f"| overall | {_fmt_n(challenge['summary']['OveralDiceScore'])} |" in text
+    assert f"| overall | {mean_sd(challenge['summary']['OveralDiceScore'])} |" in text
     scored = kit("score", "--reference", small_dataset / "masks", "--prediction", preds, "--json",
                  tmp_path / "score.json")
     assert scored.returncode == 0, scored.stderr[-2000:]  # evaluate's predictions, scored by the command line

@@ -18,6 +18,7 @@ from helpers.data.axes import CANONICAL_ORIENTATION
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.predecessor import CT_WINDOW, PREDECESSOR_MAX_LEVEL, PREDECESSOR_REPORTED, instance_classes
 from helpers.data.resample import ResampleSettings
+from helpers.evaluation.stats import mean_sd
 
 # SPIDER challenge hidden test set (van der Graaf et al. 2024; ../shared/spider-format.md): mean +- sd Dice
 REFERENCE_RESULTS = {
@@ -42,19 +43,6 @@ def _fmt_number(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
 
 
-def _fmt(stat: dict | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "n/a"
-    sd = "n/a" if stat.get("sd") is None else f"{stat['sd']:.3f}"
-    return f"{stat['mean']:.3f} ± {sd}"
-
-
-def _fmt_n(stat: dict | None) -> str:
-    """mean ± sd, with the number of series when the challenge's NaN left some out."""
-    text = _fmt(stat)
-    return text if not stat or stat.get("complete", True) or stat.get("mean") is None else f"{text} (n={stat['n']})"
-
-
 def _challenge_view(summary: dict) -> list[str]:
     """View 2: the challenge's instance figures (both variants) and what numbering alone costs."""
     c, k = summary.get("challenge"), summary.get("challenge_corrected")
@@ -74,15 +62,15 @@ def _challenge_view(summary: dict) -> list[str]:
                           ("overall", None)):
         dice = "OveralDiceScore" if suffix is None else f"DiceScore{suffix}"
         asd = "OveralASD" if suffix is None else f"ASD{suffix}"
-        rate = _fmt_n(c[f"DetectionRate{suffix}"]) if suffix in ("Vertebrae", "Discs") else ""
-        lines.append(f"| {label} | {_fmt_n(c[dice])} | {rate} | {_fmt_n(c[asd])} | {_fmt_n(k[dice]) if k else 'n/a'} "
-                     f"| {_fmt_n(k[asd]) if k else 'n/a'} |")
+        rate = mean_sd(c[f"DetectionRate{suffix}"]) if suffix in ("Vertebrae", "Discs") else ""
+        lines.append(f"| {label} | {mean_sd(c[dice])} | {rate} | {mean_sd(c[asd])} | {mean_sd(k[dice]) if k else 'n/a'} "
+                     f"| {mean_sd(k[asd]) if k else 'n/a'} |")
     n = summary.get("numbering_cost")
     if n:
         lines += ["", "What numbering alone costs here: the reference masks of these series, reduced to structures and "
-                  "numbered by the kit, score Dice " + ", ".join(f"{name} {_fmt(n[key])}" for name, key in (
+                  "numbered by the kit, score Dice " + ", ".join(f"{name} {mean_sd(n[key])}" for name, key in (
                       ("vertebrae", "DiceScoreVertebrae"), ("discs", "DiceScoreDiscs"))) + "; detection " + ", ".join(
-                      f"{name} {_fmt(n[key])}" for name, key in (("vertebrae", "DetectionRateVertebrae"),
+                      f"{name} {mean_sd(n[key])}" for name, key in (("vertebrae", "DetectionRateVertebrae"),
                                                                   ("discs", "DetectionRateDiscs"))) + "."]
     return lines + [""]
 
@@ -165,8 +153,8 @@ def _metrics_lines(part: str, summary: dict, cases: bool = False) -> list[str]:
              _cleanup_line(summary), "",
              "| structure | Dice | HD95 (mm) | ASSD (mm) | Dice, cleanup on all three |", "| --- | --- | --- | --- | --- |"]
     for name in FOREGROUND:
-        lines.append(f"| {name} | {_fmt(m[f'dice_{name}'])} | {_fmt(m[f'hd95_{name}'])} | {_fmt(m[f'assd_{name}'])} "
-                     f"| {_fmt(m[f'clean_dice_{name}'])} |")
+        lines.append(f"| {name} | {mean_sd(m[f'dice_{name}'])} | {mean_sd(m[f'hd95_{name}'])} | {mean_sd(m[f'assd_{name}'])} "
+                     f"| {mean_sd(m[f'clean_dice_{name}'])} |")
     lines += ["", "![Dice, HD95 and ASSD per structure over the series](figures/boxplots.png)"]
     if cases:
         lines += ["", "Best, median and worst series (mean Dice over the structures); blue: missed, red: extra:", "",
@@ -177,7 +165,7 @@ def _metrics_lines(part: str, summary: dict, cases: bool = False) -> list[str]:
     lines += _challenge_view(summary)
     lines += ["### View 3: the predecessor's single number", "",
               f"One mean Dice over {PREDECESSOR_CLASSES} with the background "
-              f"included, as the predecessor project computed it, on the same predictions: {_fmt(summary['predecessor_score'])}.", ""]
+              f"included, as the predecessor project computed it, on the same predictions: {mean_sd(summary['predecessor_score'])}.", ""]
     return lines
 
 
@@ -213,17 +201,17 @@ def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
     it, the report prints it): mean ± sd Dice per structure and one number where a source gives one."""
     m, c, n = summary["metrics"], summary.get("challenge"), len(instance_classes())
     rows = [{"source": "this run, view 1: per structure (background excluded)",
-             "data": f"{'synthetic' if synthetic else 'SPIDER'} {part}", "vertebra": _fmt(m["dice_vertebra"]),
-             "disc": _fmt(m["dice_disc"]), "canal": _fmt(m["dice_canal"]),
+             "data": f"{'synthetic' if synthetic else 'SPIDER'} {part}", "vertebra": mean_sd(m["dice_vertebra"]),
+             "disc": mean_sd(m["dice_disc"]), "canal": mean_sd(m["dice_canal"]),
              "one number": _fmt_number(summary.get("dice_mean_structures"))}]
     if c:
         rows.append({"source": "this run, view 2: the challenge's instance Dice", "data": "same predictions",
-                     "vertebra": _fmt_n(c["DiceScoreVertebrae"]), "disc": _fmt_n(c["DiceScoreDiscs"]),
-                     "canal": _fmt_n(c["DiceScoreSpinalCanal"]), "one number": _fmt_n(c["OveralDiceScore"])})
+                     "vertebra": mean_sd(c["DiceScoreVertebrae"]), "disc": mean_sd(c["DiceScoreDiscs"]),
+                     "canal": mean_sd(c["DiceScoreSpinalCanal"]), "one number": mean_sd(c["OveralDiceScore"])})
     rows.append({"source": f"this run, view 3: the predecessor's way ({n} instance classes, background in)",
-                 "data": "same predictions", "one number": _fmt(summary["predecessor_score"])})
+                 "data": "same predictions", "one number": mean_sd(summary["predecessor_score"])})
     rows += [{"source": name, "data": "SPIDER hidden test set",
-              **{s: f"{ref[s][0]} ± {ref[s][1]}" for s in ("vertebra", "disc", "canal")}}
+              **{s: mean_sd({"mean": ref[s][0], "sd": ref[s][1]}, digits=2) for s in ("vertebra", "disc", "canal")}}
              for name, ref in REFERENCE_RESULTS.items()]
     rows.append({"source": "predecessor project (reported)", "data": "its validation split, by series",
                  "one number": str(PREDECESSOR_REPORTED)})

@@ -4,6 +4,7 @@
 - `evaluate`     a part of the datalist predicted and scored (`evaluate`, `Evaluation`, `read_evaluation`)
 - `dice`         Dice from one joint histogram; the predecessor's number (`predecessor_score`)
 - `challenge`    the challenge's instance scoring, as its public code computes it, and a corrected variant
+- `stats`        mean ± sd over series, one way: the one `summarise` (sample sd) and the one formatter (`mean_sd`)
 - `numbering`    a structure map numbered into SPIDER's instance values
 - `levels`       levels by name (L5, L4/L5, ...) and what was found, missed or merged, level by level
 - `distances/`   the surface-distance engine behind the challenge's ASD (fast; a plain method to fall back on)

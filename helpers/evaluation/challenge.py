@@ -53,6 +53,7 @@ from helpers.data.labels import CANAL_LABEL, DISC_LABELS, PARTIAL_VERTEBRA_LABEL
 from helpers.evaluation.dice import dice as dice_score
 from helpers.evaluation.dice import joint_counts
 from helpers.evaluation.distances import BorderSet, Work, directed_distances, distances_to, run_work
+from helpers.evaluation.stats import json_number, mean_sd, summarise
 
 CHALLENGE_METRICS: tuple[str, ...] = (
     "DiceScoreVertebrae", "DiceScoreDiscs", "DiceScoreSpinalCanal", "OveralDiceScore",
@@ -266,13 +267,10 @@ def scan_rows(scans: dict[str, list[Instance]], variant: str) -> list[dict]:
     return [{"scan": stem, **scan_metrics(instances, variant)} for stem, instances in scans.items()]
 
 
-def summarise(rows: list[dict]) -> dict[str, dict]:
-    """Mean and sd over scans of each metric, as the challenge computes them (pandas: NaN skipped, sd ddof 1)."""
-    frame = pd.DataFrame(rows, columns=["scan", *CHALLENGE_METRICS])
-    return {name: {"mean": _json_number(frame[name].astype(float).mean()),
-                   "sd": _json_number(frame[name].astype(float).std()),
-                   "n": int(frame[name].notna().sum()), "complete": bool(frame[name].notna().all())}
-            for name in CHALLENGE_METRICS}
+def challenge_summary(rows: list[dict]) -> dict[str, dict]:
+    """Mean and sd over scans of each metric, as the challenge computes them (pandas: NaN skipped, sd ddof 1): the
+    kit's one `stats.summarise`."""
+    return {name: summarise(row.get(name) for row in rows) for name in CHALLENGE_METRICS}
 
 
 def document(scans: dict[str, list[Instance]], **about) -> dict:
@@ -280,8 +278,8 @@ def document(scans: dict[str, list[Instance]], **about) -> dict:
     doc = {**about, "variant": "challenge"}
     for variant in VARIANTS:
         rows = scan_rows(scans, variant)
-        block = {"scans": [{k: _json_number(v) if k != "scan" else v for k, v in r.items()} for r in rows],
-                 "summary": summarise(rows)}
+        block = {"scans": [{k: json_number(v) if k != "scan" else v for k, v in r.items()} for r in rows],
+                 "summary": challenge_summary(rows)}
         if variant == "challenge":
             doc.update(block)
         else:
@@ -304,22 +302,10 @@ def structure_table(doc: dict) -> pd.DataFrame:
                                          ("spinal canal", "SpinalCanal", False), ("overall", None, False)):
         dice = "OveralDiceScore" if suffix is None else f"DiceScore{suffix}"
         asd = "OveralASD" if suffix is None else f"ASD{suffix}"
-        rows.append({"structure": structure, "Dice": _fmt(doc["summary"][dice]),
-                     "detection rate": _fmt(doc["summary"][f"DetectionRate{suffix}"]) if detection else "",
-                     "ASD (mm)": _fmt(doc["summary"][asd]),
-                     "ASD corrected (mm)": _fmt(doc["corrected"]["summary"][asd]),
-                     "Dice corrected": _fmt(doc["corrected"]["summary"][dice])})
+        rows.append({"structure": structure, "Dice": mean_sd(doc["summary"][dice]),
+                     "detection rate": mean_sd(doc["summary"][f"DetectionRate{suffix}"]) if detection else "",
+                     "ASD (mm)": mean_sd(doc["summary"][asd]),
+                     "ASD corrected (mm)": mean_sd(doc["corrected"]["summary"][asd]),
+                     "Dice corrected": mean_sd(doc["corrected"]["summary"][dice])})
     return pd.DataFrame(rows)
 
-
-def _fmt(stat: dict) -> str:
-    """'mean ± sd', with the number of scans when some were left out (NaN)."""
-    if stat["mean"] is None:
-        return "n/a"
-    sd = "n/a" if stat["sd"] is None else f"{stat['sd']:.3f}"
-    return f"{stat['mean']:.3f} ± {sd}" + ("" if stat.get("complete", True) else f" (n={stat['n']})")
-
-
-def _json_number(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value

@@ -32,33 +32,20 @@ from helpers.evaluation.distances import (
     JobPool,
     Work,
     directed_distances,
-    run_work,
     symmetric_distances,
 )
 from helpers.evaluation.numbering import renumbered, to_spider_values
 from helpers.evaluation.predict import Predictor
+from helpers.evaluation.stats import json_number, summarise
 from helpers.training.postprocess import cleanup
 
 
 # ---------------------------------------------------------------- metrics
-def structure_metrics(reference: np.ndarray, prediction: np.ndarray, spacing_zyx,
-                      joint: np.ndarray | None = None) -> dict[str, float]:
-    """Dice, HD95 and ASSD (mm) per structure; distances are NaN when a side is empty.
-
-    The same numbers as MONAI's `compute_hausdorff_distance(percentile=95)` and symmetric
-    `compute_average_surface_distance` (edges by erosion with face connectivity, the 95th percentile of each
-    direction, the larger of the two), with every border computed once and cropped to the objects.
-    `joint` (the structures' joint counts) may come from the caller when it has it already.
-    """
-    work = semantic_work(BorderSet(reference, connectivity=1), BorderSet(prediction, connectivity=1), spacing_zyx)
-    if joint is None:
-        joint = joint_counts(reference, prediction, len(STRUCTURES))
-    return _semantic_row(joint, run_work(work)[0])
-
-
 def semantic_work(ref_borders: BorderSet, pred_borders: BorderSet, spacing_zyx,
                   cleaned: BorderSet | None = None) -> Work:
-    """The distances of `structure_metrics` as one job per structure; with `cleaned` (`pred_borders.cleaned(...)`),
+    """The surface distances behind HD95 and ASSD per structure, as one job per structure: borders by erosion with
+    face connectivity (`BorderSet(..., connectivity=1)`), as MONAI's `compute_hausdorff_distance(percentile=95)` and
+    symmetric `compute_average_surface_distance` find them; with `cleaned` (`pred_borders.cleaned(...)`),
     those of the cleaned prediction too: its border points are some of the raw prediction's, so their distances
     to the reference are the raw ones kept, and only the reference's distances to them are measured again.
     The answer: per structure, (to reference, to prediction) raw and cleaned, or None where a side is empty."""
@@ -75,9 +62,10 @@ def semantic_work(ref_borders: BorderSet, pred_borders: BorderSet, spacing_zyx,
     return Work([partial(job, index) for index in indices], lambda results: dict(zip(indices, results)))
 
 
-def _semantic_row(joint: np.ndarray, distances: dict, which: int = 0) -> dict[str, float]:
-    """Dice, HD95 and ASSD per structure from the joint counts and `semantic_work`'s distances (`which`: 0 raw,
-    1 cleaned)."""
+def semantic_row(joint: np.ndarray, distances: dict, which: int = 0) -> dict[str, float]:
+    """Dice, HD95 and ASSD (mm) per structure from the joint counts and `semantic_work`'s distances (`which`: 0 raw,
+    1 cleaned): the 95th percentile of each direction, the larger of the two; the mean of both directions. Distances
+    are NaN where a side is empty."""
     out = {}
     for index, pair in distances.items():
         name = STRUCTURES[index]
@@ -124,9 +112,9 @@ def score_series(reference: sitk.Image, predicted: sitk.Image, extra: tuple[Work
         instances = pool.work(instance_work(ref_spider, spider_array, reference.GetSpacing(), joint=joint))
         distances, instances = semantic(), instances()
         extras = [answer() for answer in extras]
-    row = _semantic_row(grouped(joint, structure_lut()), distances)
+    row = semantic_row(grouped(joint, structure_lut()), distances)
     row["predecessor_score"] = predecessor_score(ref_spider, spider_array, joint=joint)
-    cleaned_row = _semantic_row(joint_counts(ref, cleaned, len(STRUCTURES)), distances, which=1)
+    cleaned_row = semantic_row(joint_counts(ref, cleaned, len(STRUCTURES)), distances, which=1)
     row.update({f"clean_{k}": v for k, v in cleaned_row.items()})
     row.update(scan_metrics(instances, "challenge"))
     row.update({f"corrected_{k}": v for k, v in scan_metrics(instances, "corrected").items()})
@@ -236,7 +224,7 @@ def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part:
     write_text_atomic(out.challenge, json.dumps(challenge, indent=1))
     instances = pd.DataFrame([row for stem, found in scans.items() for row in instance_rows(stem, found)])
     write_text_atomic(out.instances, instances.to_csv(index=False))
-    summary = summarise(table, predictor, part)
+    summary = evaluation_summary(table, predictor, part)
     counts = instances.groupby(["structure", "status"]).size() if len(instances) else pd.Series(dtype=int)
     summary["instances"] = {kind: {s: int(counts.get((kind, s), 0)) for s in STATUSES}
                             for kind in ("vertebra", "disc", "canal")}
@@ -246,11 +234,10 @@ def evaluate_part(run_dir: str | Path, datalist: str | Path | None = None, part:
     return Evaluation(part, table, summary, challenge, instances, out)
 
 
-def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str = "test") -> dict:
-    """Mean and sd per structure and metric, raw and cleaned, the predecessor's number, and the challenge's figures
-    (`challenge`, and `challenge_corrected`: the corrected variant) summarised as the challenge does."""
-    from helpers.evaluation.challenge import CHALLENGE_METRICS
-    from helpers.evaluation.challenge import summarise as challenge_summary
+def evaluation_summary(table: pd.DataFrame, predictor: Predictor | None = None, part: str = "test") -> dict:
+    """Mean and sd (`stats.summarise`: NaN left out, sample sd) per structure and metric, raw and cleaned, the
+    predecessor's score, and the challenge's figures (`challenge`, and `challenge_corrected`: the corrected variant)."""
+    from helpers.evaluation.challenge import CHALLENGE_METRICS, challenge_summary
 
     summary = {"part": part, "cases": int(len(table)), "metrics": {}}
     if predictor is not None:
@@ -261,23 +248,17 @@ def summarise(table: pd.DataFrame, predictor: Predictor | None = None, part: str
         for metric in ("dice", "hd95", "assd"):
             for name in FOREGROUND:
                 col = f"{prefix}{metric}_{name}"
-                values = table[col].astype(float)
-                summary["metrics"][col] = {"mean": _num(values.mean()), "sd": _num(values.std(ddof=0)),
-                                           "n": int(values.notna().sum())}
+                summary["metrics"][col] = summarise(table[col].astype(float))
     dice_means = [summary["metrics"][f"dice_{n}"]["mean"] for n in FOREGROUND]
-    summary["dice_mean_structures"] = _num(np.nanmean([v if v is not None else np.nan for v in dice_means]))
-    summary["predecessor_score"] = {"mean": _num(table["predecessor_score"].mean()),
-                                    "sd": _num(table["predecessor_score"].std(ddof=0))}
+    summary["dice_mean_structures"] = json_number(np.nanmean([v if v is not None else np.nan for v in dice_means]))
+    summary["predecessor_score"] = summarise(table["predecessor_score"].astype(float))
     for key, prefix in (("challenge", ""), ("challenge_corrected", "corrected_")):
         columns = {f"{prefix}{m}": m for m in CHALLENGE_METRICS}
         if set(columns) <= set(table.columns):
             rows = table[["series", *columns]].rename(columns={"series": "scan", **columns})
             summary[key] = challenge_summary(rows.to_dict("records"))
-    summary["seconds_per_case"] = _num(table["seconds"].mean())
+    summary["seconds_per_case"] = json_number(table["seconds"].mean())
     if "scoring_seconds" in table:
-        summary["scoring_seconds_per_case"] = _num(table["scoring_seconds"].mean())
+        summary["scoring_seconds_per_case"] = json_number(table["scoring_seconds"].mean())
     return summary
 
-
-def _num(value) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from helpers.data.labels import is_known, structure_of
+from helpers.data.labels import is_known, level_of, structure_of
 from helpers.evaluation.challenge import DETECTION_THRESHOLD, Instance
 
 BOTTOM_UP = ["L5", "L4", "L3", "L2", "L1"] + [f"T{n}" for n in range(12, 0, -1)] + [f"C{n}" for n in range(7, 0, -1)]
@@ -50,7 +50,7 @@ def name_levels(values: Iterable[int]) -> tuple[dict[int, str], str]:
     if gaps:
         return {}, (f"the levels do not add up ({', '.join(gaps)} missing between the ones found: vertebrae merged or "
                     "missed), so they are left unnamed (SPIDER's numbers stand)")
-    names = {v: vertebra_level(v) for v in vertebrae} | {d: disc_level(d - 200) for d in discs}
+    names = {v: vertebra_level(v) for v in vertebrae} | {d: disc_level(level_of(d)) for d in discs}
     return names, (f"a disc lies below the lowest vertebra, on the sacrum: vertebra 1 is L5 ({CAVEAT})")
 
 
@@ -130,5 +130,5 @@ def describe(row: pd.Series) -> str:
     what = {"missed": "missed" if not row["match"] else f"missed (best overlap: {row['match']})",
             "merged": f"merged with {row['with']} into predicted {row['match']}",
             "renumbered": f"found as {row['match']}", "found": "found"}[row["status"]]
-    number = row["label"] - 200 if row["structure"] == "disc" else row["label"]
+    number = level_of(row["label"]) if row["structure"] == "disc" else row["label"]
     return f"{row['series']} {row['structure']} {number}{level}: {what}, Dice {row['dice']:.2f}"

@@ -157,11 +157,6 @@ def border_mask(labels: np.ndarray, connectivity: int = 3) -> np.ndarray:
     return differs & (centre != 0)
 
 
-def label_borders(labels: np.ndarray, connectivity: int = 3) -> dict[int, np.ndarray]:
-    """Border voxel coordinates (array order, int) of every nonzero label, computed once for all labels."""
-    return BorderSet(labels, connectivity).points
-
-
 def _coordinates(mask: np.ndarray) -> np.ndarray:
     """`np.argwhere(mask)`, the same array, from flat indices (a third less time on big masks)."""
     flat = np.flatnonzero(mask)
