@@ -116,7 +116,7 @@ def test_a_folder_of_several_series_picks_the_sagittal_t2_and_says_why(small_dat
         write_dicom_series(sitk.DICOMOrient(image, "PIR"), tmp_path / "study", name, number)  # sagittal slices
     write_dicom_series(t2[:, :, :2], tmp_path / "study", "3-plane localizer", number=3)  # two axial images
     scan = read_scan(tmp_path / "study")
-    assert scan.description == "T2 TSE SAG" and "the sagittal T2 series" in scan.why and "T1 TSE SAG" in scan.why
+    assert scan.description == "T2 TSE SAG" and "the sagittal T2 series" in scan.why and "T1 TSE SAG" in scan.listing()
     assert read_scan(tmp_path / "study", series="T1").description == "T1 TSE SAG"
     with pytest.raises(DataError, match="0 series match 'flair'"):
         read_scan(tmp_path / "study", series="flair")

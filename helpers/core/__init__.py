@@ -7,6 +7,7 @@
 - `places`    a read-only folder, a file where a folder is expected: one line naming the path
 - `lock`      one process per run folder at a time
 - `runtime`   on Colab or not, headless (the notebook runner) or not
+- `itk`       ITK's own messages: an error's reason whole on one line, its warnings kept off the terminal
 
 Used by every notebook, through the other stages.
 """

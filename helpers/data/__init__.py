@@ -9,5 +9,7 @@
 - `resample`      raw series -> training data on one grid; the same path for inference (03, 06, 07)
 - `datalist`      a MONAI datalist split by patient, with a leakage check (04)
 - `dicom_series`  your own scan: a DICOM folder, NIfTI, MetaImage or NRRD (07)
+- `dicom_study`   every DICOM series in a study, export or DICOMDIR, listed and chosen; multi-frame read (07)
+- `differences`   what differs between your scan and what the model saw, and what to look at (07)
 - `predecessor`   the recipe of the student project the kit grew from, which it compares itself with (03, 05, 06)
 """

@@ -1,6 +1,7 @@
-"""Your own scan, as it comes: a DICOM series folder (the sagittal T1 or T2 series picked, or the one you name),
-NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) or NRRD (.nrrd), in any orientation; and the mask written back in the
-input's own kind of file, on its own grid (helpers/evaluation/dicom_seg.py writes DICOM SEG for DICOM input).
+"""Your own scan, as it comes: a DICOM series, study or export folder (the sagittal T2 or T1 series picked and
+named, or the one you name; helpers/data/dicom_study.py finds and reads them), one multi-frame DICOM file, NIfTI
+(.nii, .nii.gz), MetaImage (.mha, .mhd) or NRRD (.nrrd), in any orientation; and the mask written back in the
+input's own kind of file, on its own grid (DICOM SEG for DICOM input).
 
 Used by notebook 07 and `python -m helpers predict`.
 """
@@ -12,15 +13,13 @@ import locale
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from helpers.core.errors import DataError
+from helpers.data.dicom_study import FoundSeries, choose_series, find_series, is_dicom_file, listing, read_found
 from helpers.data.spider import read_image
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
-LOCALISER_WORDS = ("loc", "scout", "survey", "localizer", "localiser", "3-plane", "tripilot")
-MIN_SLICES = 3  # fewer images in a series: a localiser or a single slice, not a volume
 
 
 def keeps_locale(fn):
@@ -50,6 +49,26 @@ class InputScan:
     series_uid: str = ""
     description: str = ""
     why: str = ""  # DICOM: which series was used and why
+    frames: list[int] = field(default_factory=list)  # multi-frame DICOM: the file's frame on each image slice
+    found: list[FoundSeries] = field(default_factory=list)  # DICOM: every series found, the one used among them
+    chosen: FoundSeries | None = None
+    notes: list[str] = field(default_factory=list)  # what reading found worth saying (skipped files, gaps)
+
+    def said(self) -> str:
+        """The series used, by number, description and UID, where it is and why: one line ('' for an image file)."""
+        if self.chosen is None:
+            return ""
+        root = self.source.parent if self.source.is_file() else self.source
+        folder = self.chosen.folder(root)
+        return (f"used {self.chosen.label()}{'' if folder == '.' else ' in ' + folder}: {self.why}"
+                + "".join(f"; {note}" for note in self.notes))
+
+    def listing(self) -> str:
+        """Every DICOM series found, one line each, the one used marked ('' for an image file or a lone series)."""
+        if len(self.found) < 2:
+            return ""
+        root = self.source.parent if self.source.is_file() else self.source
+        return f"{len(self.found)} series found:\n" + listing(self.found, root, self.chosen)
 
 
 def suffix_of(path: Path) -> str:
@@ -65,129 +84,46 @@ def kind_of(path: Path) -> str:
 
 
 def read_scan(path: str | Path, series: str = "") -> InputScan:
-    """A 3D scan from an image file or a DICOM folder; `series` picks a DICOM series by its UID or a word of its
-    description. Clear errors for a folder without a readable series, a 2D image, a localiser, mixed series."""
+    """A 3D scan from an image file, a DICOM folder (a series, a study, a patient, a nested export; with or without a
+    DICOMDIR), a DICOMDIR or one multi-frame DICOM file; `series` picks a DICOM series by its UID, its number or a
+    word of its description (helpers/data/dicom_study.py chooses otherwise, and says which and why). Clear errors for
+    a folder without a readable series, a 2D image, a localiser, mixed series."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.name.upper() == "DICOMDIR"):
         return read_dicom_series(path, series)
     if not path.exists():
-        raise DataError(path, "not found; give an image file (.nii.gz, .nii, .mha, .nrrd) or a DICOM series folder")
-    if kind_of(path) == "dicom":
-        raise DataError(path, "is one DICOM file; give the folder that holds its whole series")
+        raise DataError(path, "not found; give an image file (.nii.gz, .nii, .mha, .nrrd) or a DICOM folder")
+    if kind_of(path) == "dicom" or (not kind_of(path) and is_dicom_file(path)):
+        return _read_dicom_file(path, series)
     if not kind_of(path):
         raise DataError(path, f"is not an image file the kit reads ({', '.join(IMAGE_SUFFIXES)}) nor a DICOM folder")
     return InputScan(read_image(path), path, kind_of(path))
 
 
-def _tags(reader: sitk.ImageFileReader, *keys: str) -> list[str]:
-    return [reader.GetMetaData(k).strip() if reader.HasMetaDataKey(k) else "" for k in keys]
-
-
-@dataclass
-class _Series:
-    uid: str
-    files: list[str]
-    description: str
-    modality: str
-    orientation: tuple[float, ...]
-    sizes: set[tuple[str, str]]
-    orientations: set[tuple[float, ...]]
-
-    @property
-    def sagittal(self) -> bool:
-        """Slices whose normal runs left-right (patient x), as SPIDER's series."""
-        if len(self.orientation) != 6:
-            return False
-        normal = np.cross(self.orientation[:3], self.orientation[3:])
-        return bool(np.argmax(np.abs(normal)) == 0)
-
-    @property
-    def localiser(self) -> bool:
-        return len(self.files) < MIN_SLICES or any(w in self.description.lower() for w in LOCALISER_WORDS)
-
-    @property
-    def weighting(self) -> str:
-        text = self.description.lower().replace(" ", "").replace("_", "")
-        return "t2" if "t2" in text else "t1" if "t1" in text else ""
-
-    def label(self) -> str:
-        return f"'{self.description or 'no description'}' ({len(self.files)} images, UID {self.uid})"
-
-
-def _series_in(folder: Path) -> list[_Series]:
-    found = []
-    for uid in sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or []:
-        files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-        reader = sitk.ImageFileReader()
-        sizes, orientations = set(), set()
-        description = modality = ""
-        orientation: tuple[float, ...] = ()
-        for name in files:
-            reader.SetFileName(name)
-            try:
-                reader.ReadImageInformation()
-            except RuntimeError:
-                continue
-            rows, cols, iop, desc, mod = _tags(reader, "0028|0010", "0028|0011", "0020|0037", "0008|103e", "0008|0060")
-            sizes.add((rows, cols))
-            values = tuple(round(float(v), 3) for v in iop.split("\\") if v.strip()) if iop else ()
-            orientations.add(values)
-            orientation, description, modality = orientation or values, description or desc, modality or mod
-        found.append(_Series(uid, files, description, modality, orientation, sizes, orientations))
-    return found
-
-
-def choose_series(found: list[_Series], folder: Path, series: str = "") -> tuple[_Series, str]:
-    """The series to segment, and why: the named one, else the only volume, else a sagittal T2 (the canal is
-    bright), else a sagittal T1."""
-    if series:
-        named = [s for s in found if s.uid == series or series.lower() in s.description.lower()]
-        if len(named) != 1:
-            listing = "; ".join(s.label() for s in found)
-            raise DataError(folder, f"{len(named)} series match {series!r}; the series here: {listing}")
-        return named[0], f"the series named {series!r}"
-    volumes = [s for s in found if not s.localiser]
-    if not volumes:
-        raise DataError(folder, "holds only localisers or single images (" + "; ".join(s.label() for s in found)
-                        + f"); a 3D series of at least {MIN_SLICES} slices is needed")
-    if len(volumes) == 1:
-        return volumes[0], "the only volume in the folder" + (" (a localiser set aside)" if len(found) > 1 else "")
-    sagittal = [s for s in volumes if s.sagittal]
-    for weighting in ("t2", "t1"):
-        picked = [s for s in sagittal if s.weighting == weighting]
-        if picked:
-            best = max(picked, key=lambda s: len(s.files))
-            others = [s.label() for s in volumes if s is not best]
-            return best, (f"the sagittal {weighting.upper()} series (SPIDER's kind of input); also here: "
-                          + "; ".join(others) + ". Name another with --series")
-    raise DataError(folder, "holds several series and none is a sagittal T1 or T2 (" +
-                    "; ".join(s.label() for s in volumes) + "); name one with --series UID")
+def _read_dicom_file(path: Path, series: str) -> InputScan:
+    """One DICOM file: a multi-frame one holds a whole series; one image of a series is not a volume."""
+    found, _ = find_series(path)
+    if found and found[0].multiframe:
+        return read_dicom_series(path, series)
+    raise DataError(path, f"is one DICOM file; give the folder that holds its whole series ({path.parent})")
 
 
 @keeps_locale
-def read_dicom_series(folder: Path, series: str = "") -> InputScan:
-    """The chosen series of a DICOM folder as one 3D image, its files in slice order."""
-    found = _series_in(folder)
+def read_dicom_series(where: Path, series: str = "") -> InputScan:
+    """The chosen series of a DICOM folder (or DICOMDIR, or multi-frame file) as one 3D image: its files in slice
+    order, or its frames' order for a multi-frame file."""
+    found, notes = find_series(where)
     if not found:
-        raise DataError(folder, "holds no readable DICOM series (no files with a series UID); give the folder of one "
-                                "series, or an image file")
-    chosen, why = choose_series(found, folder, series)
-    if len(chosen.sizes) > 1 or len(chosen.orientations) > 1:
-        raise DataError(folder, f"series {chosen.label()} mixes images of different sizes or orientations "
-                                f"({len(chosen.sizes)} sizes, {len(chosen.orientations)} orientations); export one "
-                                "acquisition at a time")
-    if len(chosen.files) < MIN_SLICES:
-        raise DataError(folder, f"series {chosen.label()} has {len(chosen.files)} image(s): a 2D image, not a volume")
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(chosen.files)
-    try:
-        image = reader.Execute()
-    except RuntimeError as e:
-        raise DataError(folder, f"series {chosen.label()} cannot be read ({str(e).strip()[:160]})") from None
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise DataError(folder, f"series {chosen.label()} is not a greyscale image")
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    return InputScan(image, folder, "dicom", chosen.files, chosen.uid, chosen.description, why)
+        images = sorted(p.name for p in where.glob("*") if kind_of(p) and kind_of(p) != "dicom") if where.is_dir() \
+            else []
+        hint = (f"; it holds image files ({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): give one "
+                "of them, or the folder with --out FOLDER to predict them all") if images else (
+            "; give the folder of a DICOM series, study or export, or an image file")
+        raise DataError(where, "holds no readable DICOM series (no DICOM image files in it or its subfolders)" + hint)
+    chosen, why = choose_series(found, where, series)
+    read = read_found(chosen, where)
+    return InputScan(read.image, where, "dicom", read.files, chosen.uid, chosen.description, why, read.frames, found,
+                     chosen, notes + read.notes)
 
 
 @keeps_locale
@@ -203,7 +139,8 @@ def write_dicom_series(image: sitk.Image, folder: str | Path, description: str, 
     pixels = sitk.Cast(sitk.Round(sitk.Cast(image, sitk.sitkFloat32)), sitk.sitkInt16)
     tags = {"0008|0060": "MR", "0008|103e": description, "0020|000d": study_uid,
             "0020|000e": series_uid or generate_uid(), "0020|0011": str(number), "0010|0010": "KIT^TEST",
-            "0010|0020": "KIT-1", "0008|0020": "20261205", "0008|0030": "120000", "0020|0052": generate_uid(),
+            "0010|0020": "KIT-1", "0008|0020": "20261205", "0008|0030": "120000", "0020|0010": "1",
+            "0020|0052": generate_uid(),
             "0020|0037": "\\".join(f"{v:.6f}" for v in (d[0], d[3], d[6], d[1], d[4], d[7])),
             "0018|0050": f"{image.GetSpacing()[2]:.6f}", "0018|0088": f"{image.GetSpacing()[2]:.6f}"}
     writer = sitk.ImageFileWriter()

@@ -154,16 +154,41 @@ def read_image(path: str | Path) -> sitk.Image:
         raise DataError(path, "file not found")
     if path.stat().st_size == 0:
         raise DataError(path, "file is empty (0 bytes); copy or download it again")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        detail = next((line.strip() for line in str(e).splitlines() if "rror" in line), str(e).strip())
-        raise DataError(path, f"cannot be read as an image; truncated or not MetaImage? ({detail[:160]})") from None
+    from helpers.core.itk import itk_messages
+
+    error = None
+    with itk_messages() as messages:  # ITK's warnings are not printed above the kit's line
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as e:
+            error = e
+    if error is not None:
+        raise DataError(path, f"cannot be read as an image: {read_problem(error, messages)}")
     if image.GetDimension() != 3:
         raise DataError(path, f"is a {image.GetDimension()}D image; SPIDER series are 3D volumes")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DataError(path, "has several components per voxel; expected a scalar image")
     return image
+
+
+def read_problem(error: RuntimeError, messages: list[str] | None = None) -> str:
+    """Why ITK could not read a file, in its own words and whole (helpers/core/itk.py), with what its reader printed
+    (`messages`, from itk_messages) where that says more, and a hint where the words name the cause."""
+    from helpers.core.itk import itk_reason
+
+    reason = itk_reason(error)
+    printed = " ".join(messages or [])
+    short = re.search(r"data not read completely\s*ideal = (\d+) : actual = (\d+)", printed)
+    if short:  # MetaIO's own words; ITK's exception then blames the file's absence
+        return (f"truncated: {int(short.group(2)):,} of its {int(short.group(1)):,} bytes of voxel data are there "
+                f"(MetaIO: \"{short.group(0)}\"); copy it again")
+    lowered = reason.lower()
+    if "zero-valued spacing" in lowered:
+        return f"{reason} (ITK's words: the header's spacing has a zero; correct the header, e.g. ElementSpacing)"
+    if "unable to determine imageio reader" in lowered:
+        return f"{reason} (ITK's words: not an image format SimpleITK reads, or the file's start is damaged)"
+    extra = f"; the reader printed: {printed}" if printed else ""
+    return f"{reason} (ITK's words{extra})"
 
 
 def grid_difference(a: sitk.Image, b: sitk.Image, tol: float = 1e-3) -> str | None:
