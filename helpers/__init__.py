@@ -33,7 +33,7 @@ EXPORTS: dict[str, str] = {
     "orientation": "data.axes",
     "scan_dataset": "data.spider", "read_series": "data.spider", "file_orientation": "data.spider",
     "FOREGROUND": "data.labels", "STRUCTURES": "data.labels", "label_name": "data.labels",
-    "structure_of": "data.labels",
+    "structure_of": "data.labels", "to_structures": "data.labels",
     "ensure_synthetic": "data.synth",
     "ZENODO_FILES_URL": "data.download", "download": "data.download", "read_manifest_file": "data.download",
     "zip_store": "data.download",
