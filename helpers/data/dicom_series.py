@@ -8,6 +8,7 @@ Used by notebook 07 and `python -m helpers predict`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import locale
 from dataclasses import dataclass, field
@@ -20,6 +21,16 @@ from helpers.data.dicom_study import FoundSeries, choose_series, find_series, is
 from helpers.data.spider import read_image
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+@contextlib.contextmanager
+def _locale_kept():
+    """The process's locale as it was before the block (GDCM sets it to "C")."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 def keeps_locale(fn):
@@ -111,7 +122,8 @@ def _read_dicom_file(path: Path, series: str) -> InputScan:
 @keeps_locale
 def read_dicom_series(where: Path, series: str = "") -> InputScan:
     """The chosen series of a DICOM folder (or DICOMDIR, or multi-frame file) as one 3D image: its files in slice
-    order, or its frames' order for a multi-frame file."""
+    order, or its frames' order for a multi-frame file. A folder of several studies is refused (unless `series`
+    names one series by UID), with the studies named: predict them all with `--out FOLDER`."""
     found, notes = find_series(where)
     if not found:
         images = sorted(p.name for p in where.glob("*") if kind_of(p) and kind_of(p) != "dicom") if where.is_dir() \
@@ -120,10 +132,106 @@ def read_dicom_series(where: Path, series: str = "") -> InputScan:
                 "of them, or the folder with --out FOLDER to predict them all") if images else (
             "; give the folder of a DICOM series, study or export, or an image file")
         raise DataError(where, "holds no readable DICOM series (no DICOM image files in it or its subfolders)" + hint)
+    studies = studies_of(found)
+    if len(studies) > 1 and not any(s.uid == series for s in found):
+        root = where.parent if where.is_file() else where
+        named = "; ".join(f"{_study_folder(group, root)} ({group[0].study or 'no description'}, {len(group)} series)"
+                          for group in studies.values())
+        raise DataError(where, f"holds {len(studies)} studies ({named}): give one study's folder, or predict them all "
+                               "with --out FOLDER")
+    return scan_of_study(found, where, series, notes)
+
+
+def scan_of_study(found: list[FoundSeries], where: Path, series: str = "", notes: list[str] | None = None) -> InputScan:
+    """The series chosen among one study's `found` (helpers/data/dicom_study.py), read as one volume."""
     chosen, why = choose_series(found, where, series)
-    read = read_found(chosen, where)
+    with _locale_kept():
+        read = read_found(chosen, where)
     return InputScan(read.image, where, "dicom", read.files, chosen.uid, chosen.description, why, read.frames, found,
-                     chosen, notes + read.notes)
+                     chosen, (notes or []) + read.notes)
+
+
+def studies_of(found: list[FoundSeries]) -> dict[str, list[FoundSeries]]:
+    """The series grouped by study (StudyInstanceUID), in the order found."""
+    studies: dict[str, list[FoundSeries]] = {}
+    for s in found:
+        studies.setdefault(s.study_uid, []).append(s)
+    return studies
+
+
+def _study_folder(group: list[FoundSeries], root: Path) -> str:
+    """Where a study's files are, relative to `root` ('.' for root itself)."""
+    import os
+
+    common = Path(os.path.commonpath([str(f.parent) for s in group for f in s.files]))
+    try:
+        return str(common.relative_to(root))
+    except ValueError:
+        return str(common)
+
+
+@dataclass
+class ScanSource:
+    """One scan inside a folder of many: an image file, or one DICOM study (its series found, not yet read)."""
+
+    name: str  # unique among the folder's scans and safe as a file name: the outputs' stem
+    path: Path  # the image file, or the folder holding the study's files
+    series: list[FoundSeries] = field(default_factory=list)  # DICOM: the study's series
+
+    def files(self) -> list[Path]:
+        return sorted({f for s in self.series for f in s.files}) if self.series else [self.path]
+
+    def fingerprint(self) -> str:
+        """Its files' names, sizes and times: a rerun redoes a scan whose files changed."""
+        import hashlib
+        import json
+
+        stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in self.files()]
+        return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+
+    def read(self, series: str = "") -> InputScan:
+        if not self.series:
+            return read_scan(self.path)
+        return scan_of_study(self.series, self.path, series)
+
+
+def scans_in(folder: str | Path, skip: str | Path | None = None) -> tuple[list[ScanSource], list[str]]:
+    """Every scan inside `folder` and its subfolders (but `skip`, where the results go): each image file (.nii.gz,
+    .nii, .mha, .nrrd) and each DICOM study (its series found by content, helpers/data/dicom_study.py), named after
+    where it lies; and notes on what was passed over."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "is not a folder; give the folder that holds the scans (or one scan, with --out FILE)")
+    skip = Path(skip).resolve() if skip else None
+
+    def kept(path: Path) -> bool:
+        return skip is None or not path.resolve().is_relative_to(skip)
+
+    found, notes = find_series(folder)
+    found = [s for s in found if all(kept(f) for f in s.files)]
+    sources = [ScanSource("", f) for f in sorted(folder.rglob("*"))
+               if f.is_file() and kind_of(f) not in ("", "dicom") and not f.name.startswith(".") and kept(f)]
+    for group in studies_of(found).values():
+        sources.append(ScanSource("", folder / _study_folder(group, folder), group))
+    used: set[str] = set()
+    for source in sources:
+        rel = source.path.relative_to(folder) if source.path != folder else Path(folder.name)
+        stem = str(rel)[: -len(suffix_of(rel))] if not source.series and suffix_of(rel) else str(rel)
+        name = _safe(stem) or "scan"
+        if name in used and source.series:
+            name = _safe(f"{name}_{source.series[0].patient}_{source.series[0].study_uid[-8:]}")
+        while name in used:
+            name += "_"
+        used.add(name)
+        source.name = name
+    return sorted(sources, key=lambda s: s.name), notes
+
+
+def _safe(text: str) -> str:
+    """A file-name-safe stem: path separators and odd characters as '_'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "_").replace("\\", "_")).strip("._")
 
 
 @keeps_locale

@@ -30,11 +30,12 @@ NOT_DICOM_SUFFIXES = {".txt", ".xml", ".json", ".csv", ".md", ".html", ".htm", "
                       ".gif", ".bmp", ".exe", ".dll", ".ini", ".inf", ".bat", ".sh", ".zip", ".gz", ".nii", ".mha",
                       ".mhd", ".nrrd", ".nhdr", ".raw", ".py", ".ipynb", ".js", ".css", ".jar", ".log"}
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
-HEADER_TAGS = ["SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "Modality", "SeriesDescription",
-               "SeriesNumber", "ImageType", "Rows", "Columns", "ImageOrientationPatient", "ImagePositionPatient",
-               "NumberOfFrames", "SliceThickness", "SpacingBetweenSlices", "PixelSpacing", "EchoTime",
-               "RepetitionTime", "InversionTime", "ScanningSequence", "SequenceName", "FrameOfReferenceUID",
-               "SamplesPerPixel", "SharedFunctionalGroupsSequence", "StudyDescription", "StudyDate"]
+HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientID", "Modality",
+               "SeriesDescription", "SeriesNumber", "ImageType", "Rows", "Columns", "ImageOrientationPatient",
+               "ImagePositionPatient", "NumberOfFrames", "SliceThickness", "SpacingBetweenSlices", "PixelSpacing",
+               "EchoTime", "RepetitionTime", "InversionTime", "ScanningSequence", "SequenceName",
+               "FrameOfReferenceUID", "SamplesPerPixel", "SharedFunctionalGroupsSequence", "StudyDescription",
+               "StudyDate"]
 PLANES = ("sagittal", "coronal", "axial")  # the slice normal along patient x (left-right), y (AP), z (SI)
 OBLIQUE_DEGREES = 20.0  # a slice normal further than this from the nearest patient axis: an oblique acquisition
 
@@ -247,6 +248,8 @@ def find_series(path: str | Path) -> tuple[list[FoundSeries], list[str]]:
         files = [path] if path.is_file() and dicomdir is None else _candidate_files(root)
     by_uid: dict[str, FoundSeries] = {}
     unreadable = 0
+    seen: dict[str, Path] = {}  # SOP instance UID -> the first file holding it
+    copies = []
     for name in files:
         ds = _header(name)
         if ds is None:
@@ -255,11 +258,19 @@ def find_series(path: str | Path) -> tuple[list[FoundSeries], list[str]]:
         uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
         if not uid or str(getattr(ds, "SOPClassUID", "")) == DICOMDIR_CLASS:
             continue
+        instance = str(getattr(ds, "SOPInstanceUID", "") or "")
+        if instance and instance in seen:
+            copies.append(name)
+            continue
+        seen[instance] = name
         series = by_uid.setdefault(uid, FoundSeries(uid, []))
         _add(series, name, ds)
     found = sorted(by_uid.values(), key=lambda s: (s.study_uid, _series_number(s), s.uid))
     if unreadable and found:
         notes.append(f"{unreadable} file(s) that are not DICOM images were passed over")
+    if copies:
+        notes.append(f"{len(copies)} file(s) are copies of images already found (the same SOP instance UID, e.g. "
+                     f"{copies[0]}) and were passed over")
     return found, notes
 
 
