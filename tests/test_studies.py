@@ -129,14 +129,24 @@ def test_a_nested_export_with_a_dicomdir_lists_every_series_and_names_the_one_us
 
 
 def test_a_study_without_a_sagittal_t1_or_t2_names_the_ones_to_choose_from(study, tmp_path):
+    import pydicom
+
     folder = tmp_path / "axial_and_stir"
     folder.mkdir()
     for f in study["files"]["ax"] + study["files"]["loc"]:
         shutil.copy(f, folder / f.name)
     assert read_scan(folder).description == "T2 TSE TRA"  # the only volume: used, said so
     assert "the only MR volume here" in read_scan(folder).said()
-    write_dicom_series(read_scan(study["flat"]).image, folder, "STIR SAG", 7)
+    study_uid = pydicom.dcmread(study["files"]["ax"][0], stop_before_pixels=True).StudyInstanceUID
+    stir = write_dicom_series(read_scan(study["flat"]).image, folder, "STIR SAG", 7, study_uid=study_uid)
     with pytest.raises(DataError, match="2 MR volumes and none is a sagittal T1 or T2.*STIR SAG.*--series"):
+        read_scan(folder)
+    assert read_scan(folder, series="STIR").description == "STIR SAG"
+    for f in stir:  # the same images as another study: one-scan predict names both studies
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.78"
+        ds.save_as(f)
+    with pytest.raises(DataError, match="holds 2 studies .*patient KIT-1.*1.2.826.0.1.3680043.8.498.78.*--out FOLDER"):
         read_scan(folder)
 
 

@@ -135,7 +135,8 @@ def read_dicom_series(where: Path, series: str = "") -> InputScan:
     studies = studies_of(found)
     if len(studies) > 1 and not any(s.uid == series for s in found):
         root = where.parent if where.is_file() else where
-        named = "; ".join(f"{_study_folder(group, root)} ({group[0].study or 'no description'}, {len(group)} series)"
+        named = "; ".join(f"in {_study_folder(group, root)}: patient {group[0].patient or '?'}, "
+                          f"{group[0].study or 'no description'}, {len(group)} series, study UID {group[0].study_uid}"
                           for group in studies.values())
         raise DataError(where, f"holds {len(studies)} studies ({named}): give one study's folder, or predict them all "
                                "with --out FOLDER")
