@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 
 MIN_INPLANE_MM = 1.0  # resampled in-plane spacing floor: 8 voxels across a disc (~8 mm); finer costs 3x
 LOSSES = ("dicece", "dicefocal", "dice")  # built by helpers.training.loop.build_loss
-MODELS = ("unetr", "swinunetr", "unet", "segresnet")  # built by helpers.training.models.build_model
+MODELS = ("unetr", "swinunetr", "unet", "segresnet", "dynunet")  # built by helpers.training.models.build_model
+# how the papers and MONAI write them (the report, the comparison); DynUNet is nnU-Net's U-Net
+NETWORK_NAMES = {"unetr": "UNETR", "swinunetr": "SwinUNETR", "unet": "UNet", "segresnet": "SegResNet",
+                 "dynunet": "DynUNet"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Networks by name, so UNETR, SwinUNETR, UNet and SegResNet run in the same loop.
+"""Networks by name, so UNETR, SwinUNETR, UNet, SegResNet and DynUNet (nnU-Net's U-Net) run in the same loop.
 
 Used by notebooks 05 (training), 06 and 07 (prediction, through helpers.evaluation.predict).
 """
@@ -36,12 +36,37 @@ def network_def(name: str, patch_size: tuple[int, int, int], options: dict | Non
     if name == "segresnet":
         return {"_target_": "SegResNet", "spatial_dims": 3, "in_channels": 1, "out_channels": out_channels,
                 "init_filters": 8}
+    if name == "dynunet":
+        kernels, strides = dynunet_stages(patch_size)
+        filters = options.get("filters") or [min(32 * 2**i, 320) for i in range(len(strides))]
+        return {"_target_": "DynUNet", "spatial_dims": 3, "in_channels": 1, "out_channels": out_channels,
+                "kernel_size": kernels, "strides": strides, "upsample_kernel_size": strides[1:],
+                "filters": list(filters)[: len(strides)], "norm_name": ["INSTANCE", {"affine": True}],
+                "res_block": bool(options.get("res_block", False))}
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
+def dynunet_stages(patch_size: tuple[int, ...] | list[int], smallest: int = 4,
+                   most: int = 5) -> tuple[list[list[int]], list[list[int]]]:
+    """nnU-Net's rule for its U-Net (MONAI's DynUNet) on a patch (AP, SI, LR): halve each axis while the feature map
+    stays at least `smallest` voxels (and even), at most `most` times; an axis halved fewer times than the others
+    keeps stride 1 in the first stages (nnU-Net's thick-slice axis). 3 x 3 x 3 kernels throughout (the kit's grids
+    are near-isotropic: 2 mm in-plane, 3.3-4.4 mm slices on the smoke profile's grid). (kernels, strides) per stage;
+    the first stage has stride 1."""
+    downs = []
+    for side in (int(v) for v in patch_size):
+        k = 0
+        while k < most and side % 2 ** (k + 1) == 0 and side // 2 ** (k + 1) >= smallest:
+            k += 1
+        downs.append(k)
+    depth = max(downs)
+    strides = [[1, 1, 1]] + [[2 if stage >= depth - k else 1 for k in downs] for stage in range(depth)]
+    return [[3, 3, 3] for _ in strides], strides
+
+
 # each network halves its input this many times (UNETR: its fixed 16-voxel cubes), so every patch side must be a
-# multiple of this
-PATCH_MULTIPLE = {"unetr": 16, "swinunetr": 32, "unet": 16, "segresnet": 8}
+# multiple of this (DynUNet halves each side as often as it allows, dynunet_stages: at least 3 times from 32 voxels)
+PATCH_MULTIPLE = {"unetr": 16, "swinunetr": 32, "unet": 16, "segresnet": 8, "dynunet": 8}
 
 
 def require_patch_fits(name: str, patch_size: tuple[int, ...] | list[int]) -> None:
