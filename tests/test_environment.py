@@ -49,12 +49,20 @@ def test_links_are_in_step_with_pyproject():
         assert f"notebooks/{book.name})" in readme and "colab-badge.svg" in readme
 
 
-def test_readme_recipe_table_is_the_profiles():
+def test_the_recipe_page_table_is_the_profiles():
     from helpers.core.profiles import recipe_table
 
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- recipes:start -->\n")[1].split("\n<!-- recipes:end -->")[0]
-    assert block == recipe_table(), "README's recipe table differs from helpers/core/profiles.py: paste recipe_table()"
+    page = (ROOT / "docs" / "recipe.md").read_text()
+    block = page.split("<!-- recipes:start -->\n")[1].split("\n<!-- recipes:end -->")[0]
+    assert block == recipe_table(), "docs/recipe.md's table differs from helpers/core/profiles.py: paste recipe_table()"
+
+
+def test_every_relative_link_in_readme_and_docs_resolves():
+    import re
+
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\((?!https?:|#|mailto:)([^)#\s]+)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} links {target}, which does not exist"
 
 
 def test_notebooks_round_trip_through_nbformat_unchanged():
