@@ -2,12 +2,14 @@
 
 The folders are the pipeline's stages, each using only the ones above it:
 
-- `core/`        where files go and the run's record (`paths`), profiles, errors, verified writes, locks, runtime
+- `core/`        where files go (`paths`: every file of a run), profiles, errors, verified writes, locks, runtime
 - `data/`        SPIDER's layout and labels, axes, synthetic data, download, inspection, resampling, datalist,
                  your own DICOM scan, and the predecessor project's recipe the kit compares itself with
-- `training/`    transforms, networks, the training loop, checkpoints and random state, the plan, post-processing
-- `evaluation/`  prediction, Dice, the challenge's scoring and numbering, levels, DICOM SEG, the MONAI bundle,
-                 and the surface-distance engine (`distances/`)
+- `training/`    transforms, networks and the sliding window, the training loop, the run's record (`run_record`),
+                 checkpoints and random state, the resource check, post-processing
+- `inference/`   a trained run on any scan: the predictor, instance numbering, DICOM SEG, the MONAI bundle
+- `evaluation/`  Dice, the challenge's scoring, mean ± sd, level by level, and the surface-distance engine
+                 (`distances/`)
 - `figures/`     every picture: series, data, training charts, the gallery of cases, the 3D viewer
 - `course/`      the course itself: notebook setup, the course's choice, the runner, exercises, the report
 - `cli.py`       `python -m helpers <command>`: the same functions from a terminal
@@ -33,7 +35,7 @@ EXPORTS: dict[str, str] = {
     "orientation": "data.axes",
     "scan_dataset": "data.spider", "read_series": "data.spider", "file_orientation": "data.spider",
     "FOREGROUND": "data.labels", "STRUCTURES": "data.labels", "label_name": "data.labels",
-    "structure_of": "data.labels", "to_structures": "data.labels",
+    "structure_of": "data.labels", "name_levels": "data.labels", "to_structures": "data.labels",
     "ensure_synthetic": "data.synth",
     "ZENODO_FILES_URL": "data.download", "download": "data.download", "read_manifest_file": "data.download",
     "zip_store": "data.download",
@@ -48,12 +50,12 @@ EXPORTS: dict[str, str] = {
     "TrainConfig": "training.loop", "train": "training.loop", "build_loss": "training.loop",
     "preview_patches": "training.loop", "require_profile_grid": "training.loop",
     "read_metrics": "training.run_log",
+    # inference
+    "predict_file": "inference.predict", "read_dicom_seg": "inference.dicom_seg", "export_bundle": "inference.bundle",
     # evaluation
-    "evaluate": "evaluation.evaluate", "predict_file": "evaluation.predict",
+    "evaluate": "evaluation.evaluate",
     "structure_table": "evaluation.challenge",
     "level_table": "evaluation.levels", "worst_instances": "evaluation.levels", "describe": "evaluation.levels",
-    "name_levels": "evaluation.levels",
-    "read_dicom_seg": "evaluation.dicom_seg", "export_bundle": "evaluation.bundle",
     # figures
     "SeriesView": "figures.series", "show_views": "figures.series", "legend_handles": "figures.series",
     "slice_slider": "figures.series",

@@ -132,7 +132,7 @@ def _score(args) -> None:
 
 
 def _predict(args) -> None:
-    from helpers.evaluation.predict import predict_file
+    from helpers.inference.predict import predict_file
 
     run = args.run or _course().layout.train
     print(f"wrote {predict_file(args.image, run, args.out, not args.structures, args.series or '')}")
@@ -148,7 +148,7 @@ def _report(args) -> None:
 
 
 def _export(args) -> None:
-    from helpers.evaluation.bundle import export_bundle
+    from helpers.inference.bundle import export_bundle
 
     run = args.run or _course().layout.train
     out = export_bundle(run, args.out)

@@ -17,8 +17,8 @@ from helpers.core.profiles import get_profile
 from helpers.data.datalist import write_datalist
 from helpers.data.resample import ResampleSettings, resample_dataset
 from helpers.data.synth import write_dataset
-from helpers.evaluation import predict as predict_module
-from helpers.evaluation.predict import predict_file
+from helpers.inference import predict as predict_module
+from helpers.inference.predict import predict_file
 from helpers.training.loop import TrainConfig, train
 
 pytestmark = pytest.mark.slow

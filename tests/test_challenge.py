@@ -11,10 +11,10 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from helpers.evaluation.challenge import CHALLENGE_METRICS, scan_metrics, score_files, score_instances
+from helpers.evaluation.challenge import CHALLENGE_METRICS, numbering_cost, scan_metrics, score_files, score_instances
 from helpers.evaluation.dice import predecessor_score
 from helpers.evaluation.distances import surface
-from helpers.evaluation.numbering import numbering_cost, renumbered
+from helpers.inference.numbering import renumbered
 
 from .conftest import kit
 
@@ -264,7 +264,7 @@ def bridged_past_a_disc(mask: sitk.Image, disc: int, share: float = 0.35) -> sit
 
 @pytest.mark.parametrize("source", ["synthetic", "real"])
 def test_two_vertebrae_bridged_past_a_disc_are_numbered_apart(small_dataset, source):
-    from helpers.evaluation.numbering import to_spider_values
+    from helpers.inference.numbering import to_spider_values
 
     if source == "real":
         from .conftest import REAL_SAMPLES
@@ -300,7 +300,7 @@ def _canonical_structures(mask: sitk.Image):
 def _numbered_like(canon: sitk.Image, structures: np.ndarray, mask: sitk.Image) -> np.ndarray:
     """A canonical structure map put back in the mask's own orientation, numbered there; canonical again."""
     from helpers.data.axes import orientation, reorient, to_canonical
-    from helpers.evaluation.numbering import to_spider_values
+    from helpers.inference.numbering import to_spider_values
 
     out = sitk.GetImageFromArray(structures)
     out.CopyInformation(canon)

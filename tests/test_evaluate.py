@@ -20,8 +20,8 @@ from helpers.data.spider import read_series, scan_dataset
 from helpers.evaluation.dice import joint_counts, predecessor_score
 from helpers.evaluation.distances import BorderSet, run_work
 from helpers.evaluation.evaluate import evaluate, semantic_row, semantic_work, to_spider_values
-from helpers.evaluation.predict import Predictor
 from helpers.evaluation.stats import mean_sd
+from helpers.inference.predict import Predictor
 
 from .conftest import kit, tree_digest
 

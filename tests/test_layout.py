@@ -12,7 +12,8 @@ import pytest
 import helpers
 from helpers.core.paths import NOTEBOOK_DIR, ROOT
 
-STAGES = ["core", "data", "training", "evaluation", "figures", "course"]  # each may import only those before it
+# each stage may import only those before it
+STAGES = ["core", "data", "training", "inference", "evaluation", "figures", "course"]
 PACKAGE = ROOT / "helpers"
 
 

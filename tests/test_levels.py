@@ -4,7 +4,7 @@ where it does not; on the real samples' reference masks, whose lowest disc sits 
 import numpy as np
 import SimpleITK as sitk
 
-from helpers.evaluation.levels import disc_level, name_levels, vertebra_level
+from helpers.data.labels import disc_level, name_levels, vertebra_level
 
 
 def test_levels_named_from_the_sacrum_up():

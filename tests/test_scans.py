@@ -16,8 +16,8 @@ import SimpleITK as sitk
 from helpers.core.errors import DataError
 from helpers.data.dicom_series import read_scan, write_dicom_series
 from helpers.data.spider import read_series, scan_dataset
-from helpers.evaluation.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
-from helpers.evaluation.predict import predict_file
+from helpers.inference.dicom_seg import read_dicom_seg, segment_labels, write_dicom_seg
+from helpers.inference.predict import predict_file
 
 from .conftest import kit
 

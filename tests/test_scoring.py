@@ -14,7 +14,7 @@ from helpers.evaluation.challenge import CHALLENGE_METRICS, Instance, instance_k
 from helpers.evaluation.distances import surface
 from helpers.evaluation.distances.surface import BorderSet
 from helpers.evaluation.evaluate import score_series
-from helpers.evaluation.numbering import to_spider_values
+from helpers.inference.numbering import to_spider_values
 from helpers.training.postprocess import cleanup
 from tools.bench import bloated, fragmented
 

@@ -425,7 +425,8 @@ def test_a_run_recorded_before_the_one_axis_order_reads_the_same(tmp_path):
 
     from helpers.core.errors import KitError
     from helpers.data.resample import ResampleSettings
-    from helpers.training.loop import CONFIG_AXES, TrainConfig, _check_resumable, upgraded
+    from helpers.training.loop import TrainConfig
+    from helpers.training.run_record import CONFIG_AXES, require_resumable, upgraded
 
     prep = ResampleSettings(spacing=(2.0, 2.0, 4.4), min_inplane_mm=2.0).record()
     new = asdict(TrainConfig(datalist="datalist.json", run_dir=str(tmp_path), preprocessing=prep).resolved())
@@ -435,10 +436,10 @@ def test_a_run_recorded_before_the_one_axis_order_reads_the_same(tmp_path):
     old.update(patch_size=[16, 64, 64], preprocessing=old_prep)
     assert upgraded(old) == new and upgraded(new) is new
     (tmp_path / "config.json").write_text(json.dumps(old))
-    _check_resumable(tmp_path, TrainConfig(**new))  # the same run: resumes
+    require_resumable(tmp_path, asdict(TrainConfig(**new)))  # the same run: resumes
     (tmp_path / "config.json").write_text(json.dumps(dict(old, patch_size=[64, 64, 16])))  # (16, 64, 64) now
     with pytest.raises(KitError, match=r"patch_size \[16, 64, 64\] there, \[64, 64, 16\] now"):
-        _check_resumable(tmp_path, TrainConfig(**new))
+        require_resumable(tmp_path, asdict(TrainConfig(**new)))
 
 
 def test_what_is_not_given_is_the_profiles(tmp_path):

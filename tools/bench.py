@@ -165,7 +165,7 @@ def step_worker(model_name: str, options: dict, patch_size, datalist: str, steps
 
 
 def inference_worker(run_dir: str, images: list[str]) -> dict:
-    from helpers.evaluation.predict import Predictor
+    from helpers.inference.predict import Predictor
 
     predictor = Predictor(run_dir)
     times = []
@@ -312,9 +312,9 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
     of the references against their own renumbered structures (what numbering costs)."""
     from helpers.data.labels import to_structures
     from helpers.data.spider import read_image
+    from helpers.evaluation.challenge import numbering_cost
     from helpers.evaluation.evaluate import evaluate_series
-    from helpers.evaluation.numbering import numbering_cost
-    from helpers.evaluation.predict import Predictor
+    from helpers.inference.predict import Predictor
 
     source, paths = _scoring_series(tmp)
     rng = np.random.default_rng(0)

@@ -133,7 +133,7 @@ def _scoring_markdown(s: dict) -> str:
               "profile on synthetic data predicts on these series (`--run RUN`, repeatable; the course's model in the full "
               "benchmark).", "",
               "What numbering alone costs: each reference mask reduced to its three structures, numbered again by the "
-              "kit (`helpers.evaluation.numbering`), and scored against itself the challenge's way (mean over series):", "",
+              "kit (`helpers.inference.numbering`), and scored against itself the challenge's way (mean over series):", "",
               "| DiceScoreVertebrae | DiceScoreDiscs | DetectionRateVertebrae | DetectionRateDiscs | OveralDiceScore |",
               "| --- | --- | --- | --- | --- |",
               "| " + " | ".join(f"{s['numbering_cost'][k]['mean']:.4f}" for k in (

@@ -1,4 +1,4 @@
-"""The core every stage keeps to: where files go and the record of a run, profiles, errors, safe writes.
+"""The core every stage keeps to: where files go (every file of a run), profiles, errors, safe writes.
 
 - `paths`     the kit's folders, a course run's layout, and every file of a run and of its evaluation (`RunFiles`)
 - `profiles`  smoke / gpu / full: the same code at different sizes, and each one's training recipe

@@ -198,7 +198,7 @@ def resume_iteration(ctx: Context) -> int:
 
 
 def patch_size(ctx: Context) -> list[int]:
-    from helpers.training.loop import upgraded
+    from helpers.training.run_record import upgraded
 
     config = upgraded(json.loads(_need(RunFiles(ctx.run.train).config, "notebook 05").read_text()))
     return [int(v) for v in config["patch_size"]]

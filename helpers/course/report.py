@@ -180,7 +180,7 @@ def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> li
               "**renumbered** (found, but the prediction gives it another number, so its level would be named "
               "wrongly); **merged** (one predicted label is the best match of two reference instances); **missed** "
               "(Dice below 0.1). Levels are named (L5, L4/L5, ...) where the reference has the disc on the sacrum "
-              "(`helpers/evaluation/levels.py`). Per instance: `eval/<part>/instances.csv`.", "",
+              "(`helpers/data/labels.py`, `name_levels`). Per instance: `eval/<part>/instances.csv`.", "",
               markdown_table(level_table(instances)), ""]
     shifts = numbering_shifts(instances)
     if shifts:
@@ -243,7 +243,7 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
                      if synthetic else "") + (f"The smoke profile trains {config['max_iterations']} iterations on a CPU: "
              "enough for clean, simple synthetic anatomy, not for real spines. Use the `gpu` profile on the real "
              "data for real numbers." if config["profile"] == "smoke" else ""),
-             "- Instance numbering (SPIDER values) comes from connected components (`helpers.evaluation.numbering`); view 2 "
+             "- Instance numbering (SPIDER values) comes from connected components (`helpers.inference.numbering`); view 2 "
              "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
              "left out of that mean.", ""]
@@ -260,15 +260,15 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     from helpers.evaluation.levels import worst_instances
     from helpers.figures.charts import plot_curves, plot_metric_boxes
     from helpers.figures.gallery import pick_cases, show_cases, show_instances
-    from helpers.training.loop import upgraded
     from helpers.training.run_log import read_metrics
+    from helpers.training.run_record import read_run_record
 
     run_dir, out = Path(run_dir), Path(out)
     files = RunFiles(run_dir)
     for needed in (files.config, files.evaluation(part).summary, files.evaluation(part).metrics):
         if not needed.is_file():
             raise DataError(needed, "not found; train (notebook 05) and evaluate (notebook 06) first")
-    config = upgraded(json.loads(files.config.read_text()))
+    config = read_run_record(run_dir)
     result = read_evaluation(run_dir, part)
     datalist = json.loads(Path(config["datalist"]).read_text())
     prep = datalist.get("data", {}).get("prep_dir")

@@ -1,7 +1,7 @@
 """The data stage: SPIDER on disk, its labels and axes, and everything before training (notebooks 00-04, 07).
 
 - `spider`        SPIDER's layout: find series, parse their names, read them (00, 01)
-- `labels`        the one label table: SPIDER values, structures, names (01, 05, 06)
+- `labels`        the one label table: SPIDER values, structures, names, levels by name (L5, L4/L5) (01, 05-07)
 - `axes`          the kit's one axis order (AP, SI, LR; the network's), numpy's for arrays, orientation (01-06)
 - `synth`, `phantom`  synthetic SPIDER-format patients, so the course runs without the dataset (00)
 - `download`      the real dataset from Zenodo: resumable, verified, extracted safely (00)

@@ -5,7 +5,7 @@ The model is still run where it can be (the result is written): the line says wh
 The scan's side is read here (orientation of the acquisition, slice spacing, the sequence a DICOM header names);
 the prediction's side (no vertebra found: no lumbar spine in view?) is added by the predictor.
 
-Used by notebook 07 and `python -m helpers predict` (helpers/evaluation/predict.py).
+Used by notebook 07 and `python -m helpers predict` (helpers/inference/predict.py).
 """
 
 from __future__ import annotations

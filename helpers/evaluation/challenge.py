@@ -287,6 +287,18 @@ def document(scans: dict[str, list[Instance]], **about) -> dict:
     return doc
 
 
+def numbering_cost(mask_paths: list[Path]) -> dict:
+    """What the kit's instance numbering alone costs (helpers/inference/numbering.py): reference masks reduced to
+    structures, numbered again, and scored against themselves, per scan and summarised."""
+    from helpers.inference.numbering import renumbered
+
+    scans = {}
+    for path in mask_paths:
+        mask = read_labels(path)
+        scans[Path(path).stem] = score_images(mask, renumbered(mask))
+    return document(scans, what="reference masks -> structures -> kit numbering, scored against the reference")
+
+
 def table(doc: dict, variant: str = "challenge") -> pd.DataFrame:
     """Per-scan table of one variant from a `document`."""
     block = doc if variant == "challenge" else doc[variant]

@@ -1,8 +1,9 @@
 """Score a trained run the way the SPIDER challenge does, on each series' own grid: every series of a part
-predicted (predict.py's `Predictor`), then scored. An image refused by the bad-value policy
+predicted (helpers/inference/predict.py's `Predictor`), then scored. An image refused by the bad-value policy
 (`spider.value_problems`) is skipped with the reason and the others are scored. Per structure (background
 excluded): Dice, 95th-percentile Hausdorff distance and average symmetric surface distance, in mm; per instance,
-the SPIDER challenge's figures (`challenge.py`) on the predictions numbered into SPIDER values (`numbering.py`).
+the SPIDER challenge's figures (`challenge.py`) on the predictions numbered into SPIDER values
+(helpers/inference/numbering.py).
 
 Used by notebook 06.
 """
@@ -34,9 +35,9 @@ from helpers.evaluation.distances import (
     directed_distances,
     symmetric_distances,
 )
-from helpers.evaluation.numbering import renumbered, to_spider_values
-from helpers.evaluation.predict import Predictor
 from helpers.evaluation.stats import json_number, summarise
+from helpers.inference.numbering import renumbered, to_spider_values
+from helpers.inference.predict import Predictor
 from helpers.training.postprocess import cleanup
 
 

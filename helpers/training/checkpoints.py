@@ -4,7 +4,7 @@ A run folder keeps `checkpoint_last.pt` and, beside it, `checkpoint_prev.pt`: th
 replaced (when that one was intact). A last checkpoint damaged after it was written (a truncated
 Google Drive sync) costs one validation interval: the run resumes from the previous one.
 
-Used by notebooks 05, 06 and 07 (through helpers.training.loop and helpers.evaluation.predict).
+Used by notebooks 05, 06 and 07 (through helpers.training.loop and helpers.inference.predict).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One training loop for the notebook, the command line and torchrun (DistributedDataParallel).
 
-A run folder holds `config.json` (everything needed to reproduce and to predict), `checkpoint_last.pt`,
+A run folder holds `config.json` (everything needed to reproduce and to predict; run_record.py), `checkpoint_last.pt`,
 `checkpoint_prev.pt` (the one before it) and `checkpoint_best.pt` (helpers/training/checkpoints.py: written
 atomically, loaded with weights_only=True), and `metrics.jsonl` (one line per logged step and per
 validation, run_log.py). Rerunning the same command resumes from the last readable checkpoint at
@@ -15,7 +15,6 @@ Used by notebook 05 (and `python -m helpers train`).
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Callable
@@ -25,12 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.core.atomic import remove_stale_temps, write_text_atomic
+from helpers.core.atomic import remove_stale_temps
 from helpers.core.errors import KitError
 from helpers.core.lock import folder_lock
 from helpers.core.paths import RunFiles
 from helpers.core.profiles import LOSSES, get_profile
-from helpers.data.axes import ARRAY_AXES, AXES, reorder
 from helpers.data.datalist import load_datalist
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.resample import ResampleSettings
@@ -49,14 +47,12 @@ from helpers.training.postprocess import cleanup
 from helpers.training.random_state import data_seed, rng_state, set_rng_state
 from helpers.training.resources import StepClock, check_resources, require_fit
 from helpers.training.run_log import RunLog, read_metrics, trim_metrics
+from helpers.training.run_record import CONFIG_AXES, require_resumable, write_run_record
 from helpers.training.transforms import cached_dataset, class_structures, instance_labels, transforms
 
 
 class TrainingDiverged(KitError):
     """The loss became NaN or infinite."""
-
-
-CONFIG_AXES = "AP,SI,LR"  # config.json's `axes`: the order of its patch_size (the network's, the kit's one order)
 
 
 @dataclass
@@ -83,7 +79,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)  # where the data came from, and whether it is synthetic
-    axes: str = CONFIG_AXES  # the order of patch_size; runs recorded without it are read by `upgraded`
+    axes: str = CONFIG_AXES  # the order of patch_size; runs recorded without it: run_record.upgraded
 
     def resolved(self) -> TrainConfig:
         """Fill what was left to the profile."""
@@ -165,19 +161,6 @@ def _with_data(config: TrainConfig) -> tuple[TrainConfig, dict]:
     config.preprocessing = ResampleSettings.from_record(prep, config.datalist).record() if prep else {}
     config.data = data["data"]
     return config, data
-
-
-def upgraded(config: dict) -> dict:
-    """A run's config.json as this version reads it. Runs recorded before the kit had one axis order (no `axes`)
-    hold patch_size in (LR, SI, AP): the same patch, reordered; their preprocessing record likewise."""
-    if config.get("axes") == CONFIG_AXES:
-        return config
-    out = dict(config, axes=CONFIG_AXES)
-    if out.get("patch_size"):
-        out["patch_size"] = [int(v) for v in reorder(out["patch_size"], ARRAY_AXES, AXES)]
-    if out.get("preprocessing"):
-        out["preprocessing"] = ResampleSettings.from_record(out["preprocessing"], "a run's config.json").record()
-    return out
 
 
 def require_profile_grid(config: TrainConfig) -> None:
@@ -269,7 +252,8 @@ def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> d
     config, data = _prepare(config, procs)
     run = _build(config, procs)
     _resume(run, procs)
-    _record_config(run, procs)
+    if procs.main:  # config.json, once the starting iteration is known (run_record.py)
+        write_run_record(run.dir, asdict(run.config), run.iteration)
     if run.iteration >= config.max_iterations:
         best = f"best mean Dice {run.best:.4f}" if run.best >= 0 else "no validation: the last checkpoint is the model"
         procs.log(f"{run.dir} already finished ({run.iteration} iterations); {best}")
@@ -289,55 +273,11 @@ def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> d
 
 
 def _prepare(config: TrainConfig, procs: Processes) -> tuple[TrainConfig, dict]:
-    """The full config, checked against what the run folder already holds (`_check_resumable`)."""
+    """The full config, checked against what the run folder already holds (run_record.require_resumable)."""
     config, data = _with_data(config)
     require_patch_fits(config.model, config.patch_size)
-    _check_resumable(Path(config.run_dir), config)
+    require_resumable(config.run_dir, asdict(config))
     return config, data
-
-
-# what makes a run the run it is: resuming with any of these changed would silently mix two recipes
-RUN_DEFINING = ("profile", "model", "patch_size", "model_options", "datalist", "preprocessing", "lr", "batch_size",
-                "samples_per_volume", "class_ratios", "loss", "warmup", "weight_decay", "augment", "seed",
-                "val_every", "amp")
-# what only extends a run: allowed on a rerun and recorded in config.json's `history`
-RUN_EXTENDING = ("max_iterations",)
-
-
-def _check_resumable(run_dir: Path, config: TrainConfig) -> None:
-    """Refuse to continue a run with a setting that changes what it computes, naming the setting (for another
-    profile: the profile, then what differs)."""
-    path = RunFiles(run_dir).config
-    if not path.is_file():
-        return
-    try:
-        old = upgraded(json.loads(path.read_text()))
-    except (OSError, ValueError) as e:
-        raise KitError(f"{path} cannot be read ({e}); choose a new run folder, or delete this one to start "
-                       "over") from None
-    new = asdict(config)
-    differs = [key for key in RUN_DEFINING if key in old and old[key] != new[key]]
-    if not differs:
-        return
-    what = "; ".join(f"{key} {old[key]!r} there, {new[key]!r} now" for key in differs if key != "profile")
-    head = (f"{run_dir} holds a run of the {old['profile']} profile, not {config.profile}" if "profile" in differs
-            else f"{run_dir} holds a run with another {differs[0]}")
-    raise KitError(f"{head} ({what}); a run continues only with the settings it started with (max_iterations may "
-                   "grow). Choose a new run folder, or delete this one to start over")
-
-
-def _record_config(run: _Run, procs: Processes) -> None:
-    """Write config.json once the starting iteration is known; its `history` says which iterations ran towards
-    which max_iterations, so a run extended later never claims what did not happen."""
-    path = RunFiles(run.dir).config
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    if not procs.main or (old and run.iteration >= run.config.max_iterations):
-        return  # nothing will run: the record stays as it was
-    history = old.get("history") or ([{"from_iteration": 0, "max_iterations": old["max_iterations"]}] if old else [])
-    if not history or history[-1]["max_iterations"] != run.config.max_iterations:
-        history.append({"from_iteration": run.iteration, "max_iterations": run.config.max_iterations,
-                        "at": time.strftime("%Y-%m-%d %H:%M:%S")})
-    write_text_atomic(path, json.dumps({**asdict(run.config), "history": history}, indent=1))
 
 
 def _build(config: TrainConfig, procs: Processes) -> _Run:

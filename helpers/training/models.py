@@ -1,6 +1,9 @@
 """Networks by name, so UNETR, SwinUNETR, UNet, SegResNet and DynUNet (nnU-Net's U-Net) run in the same loop.
 
-Used by notebooks 05 (training), 06 and 07 (prediction, through helpers.evaluation.predict).
+Also the sliding window that segments a whole volume from patches and the precision a run computes in: one
+definition for validation in the training loop and for inference (helpers/inference/), which imports them from here.
+
+Used by notebooks 05 (training), 06 and 07 (prediction, through helpers.inference.predict).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def network_def(name: str, patch_size: tuple[int, int, int], options: dict | Non
                 out_channels: int = len(STRUCTURES)) -> dict:
     """A network as a MONAI bundle config entry: {"_target_": its class in monai.networks.nets, its arguments}.
     `patch_size` (AP, SI, LR), the kit's order; `options` are the network's own keywords. One definition for training,
-    prediction and the exported bundle (helpers/evaluation/bundle.py)."""
+    prediction and the exported bundle (helpers/inference/bundle.py)."""
     options = dict(options or {})
     if name == "unetr":
         return {"_target_": "UNETR", "in_channels": 1, "out_channels": out_channels, "img_size": list(patch_size),
@@ -147,7 +150,7 @@ def amp_dtype(device: torch.device, amp: bool = True) -> torch.dtype | None:
 
 
 def precision_note(device: torch.device, amp: bool = True) -> str:
-    """The precision of a run on `device`, and why, in a few words (the plan's first line)."""
+    """The precision of a run on `device`, and why, in a few words (the resource check's first line)."""
     dtype = amp_dtype(device, amp)
     if dtype is not None:
         where = ", native on this CPU" if device.type == "cpu" else ""

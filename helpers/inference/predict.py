@@ -1,5 +1,6 @@
 """Prediction with a trained run: its network, weights, preprocessing and post-processing (`Predictor`), and one
-scan segmented on its own grid (`predict_file`, `python -m helpers predict`).
+scan segmented on its own grid (`predict_file`, `python -m helpers predict`). It reads the run's record
+(helpers/training/run_record.py) and checkpoint, never the training loop.
 
 Prediction uses the run's own preprocessing (from its config) through `resample.preprocess`, the path that made its
 training data: resample onto the canonical grid, normalise; then sliding window, then back onto the input's
@@ -7,7 +8,7 @@ original grid. An image refused by the bad-value policy (`spider.value_problems`
 checkpoint, or one of another model or number of classes, stops with the file named
 (helpers/training/checkpoints.py).
 
-Used by notebooks 06 (through evaluate.py) and 07.
+Used by notebooks 06 (through helpers.evaluation.evaluate) and 07.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from helpers.core.paths import RunFiles
 from helpers.data.axes import array_to_network, network_to_array
 from helpers.data.resample import ResampleSettings, geometry, preprocess, to_original_grid
 from helpers.data.spider import require_usable
-from helpers.evaluation.numbering import to_spider_values
+from helpers.inference.numbering import to_spider_values
 from helpers.training.models import autocast, build_model, sliding_window_logits
 from helpers.training.postprocess import chosen_cleanup, cleanup
 
@@ -33,15 +34,13 @@ class Predictor:
     """A trained run ready to segment any series: its network, weights and preprocessing."""
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | None = None):
-        from helpers.core.places import read_json_object
         from helpers.training.checkpoints import load_weights, read_checkpoint
-        from helpers.training.loop import upgraded
+        from helpers.training.run_record import read_run_record
+        from helpers.training.transforms import class_structures
 
         self.run_dir = Path(run_dir)
         files = RunFiles(self.run_dir)
-        if not files.config.is_file():
-            raise DataError(files.config, "not found; is this a training run folder (python -m helpers train)?")
-        self.config = upgraded(read_json_object(files.config, "a run's config", "training (notebook 05)"))
+        self.config = read_run_record(self.run_dir)
         path = files.checkpoint(checkpoint)
         if not path.is_file():
             path = files.checkpoint("last")
@@ -49,8 +48,6 @@ class Predictor:
             raise DataError(self.run_dir, "holds no checkpoint yet; train first")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.patch = tuple(int(v) for v in self.config["patch_size"])
-        from helpers.training.loop import class_structures
-
         self.classes = class_structures(self.config)
         self.model = build_model(self.config["model"], self.patch, self.config["model_options"],
                                  out_channels=len(self.classes)).to(self.device)
@@ -92,10 +89,10 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
                  series: str = "") -> Path:
     """Segment one scan (an image file or a DICOM series folder, any orientation and spacing) and write the mask on
     the input's own grid: a label image where `out` ends in .nii.gz, .nii, .mha or .nrrd; for DICOM input, a DICOM
-    SEG where it ends in .dcm (helpers/evaluation/dicom_seg.py). A DICOM folder's series is chosen, and said, by
+    SEG where it ends in .dcm (helpers/inference/dicom_seg.py). A DICOM folder's series is chosen, and said, by
     helpers.data.dicom_series.read_scan (`series`: a UID or a word of its description)."""
     from helpers.data.dicom_series import kind_of, read_scan
-    from helpers.evaluation.dicom_seg import write_dicom_seg
+    from helpers.inference.dicom_seg import write_dicom_seg
 
     out = Path(out)
     if out.is_dir():
@@ -118,7 +115,7 @@ def predict_file(image_path: str | Path, run_dir: str | Path, out: str | Path, s
     if geometry(result)["size"] != list(scan.image.GetSize()):
         raise KitError("internal error: prediction is not on the input grid")
     if numbered:
-        from helpers.evaluation.levels import name_levels
+        from helpers.data.labels import name_levels
 
         print(f"levels: {name_levels(np.unique(sitk.GetArrayViewFromImage(result)))[1]}")
     if wanted == "dicom":

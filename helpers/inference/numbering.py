@@ -8,15 +8,15 @@ two levels much closer than the usual distance between levels with no disc betwe
 and a big piece that reaches past two other levels' centres (posterior elements drawn as one chain) is shared out
 between the levels voxel by voxel.
 Discs: every disc component takes the number of the gap between vertebra centres it lies in (disc 200+k lies
-directly below vertebra k), so a small disc is never merged into its neighbour. `numbering_cost` measures what this
-numbering alone costs in the challenge's score: reference masks -> structures -> numbering -> score.
+directly below vertebra k), so a small disc is never merged into its neighbour. What this numbering alone costs in
+the challenge's score (reference masks -> structures -> numbering -> score) is measured by
+helpers.evaluation.challenge.numbering_cost.
 
-Used by notebook 06 (through helpers.evaluation.evaluate) and `python -m helpers score`.
+Used by notebooks 06 and 07 (through helpers.inference.predict, for predictions in SPIDER's values) and by
+helpers.evaluation.evaluate (the numbering check).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -268,13 +268,3 @@ def renumbered(mask: sitk.Image) -> sitk.Image:
     """A SPIDER mask reduced to structures and numbered again by the kit: what numbering alone changes."""
     return to_spider_values(structure_mask(mask))
 
-
-def numbering_cost(mask_paths: list[Path]) -> dict:
-    """Challenge scores of reference masks against their own renumbered structures, per scan and summarised."""
-    from helpers.evaluation.challenge import document, read_labels, score_images
-
-    scans = {}
-    for path in mask_paths:
-        mask = read_labels(path)
-        scans[Path(path).stem] = score_images(mask, renumbered(mask))
-    return document(scans, what="reference masks -> structures -> kit numbering, scored against the reference")

@@ -153,7 +153,7 @@ def export_bundle(run_dir: str | Path, out: str | Path) -> Path:
 
 def _export(run_dir: Path, out: Path) -> Path:
     from helpers.core.places import writable_folder
-    from helpers.evaluation.predict import Predictor
+    from helpers.inference.predict import Predictor
     from helpers.training.checkpoints import save_checkpoint
 
     if out.exists():

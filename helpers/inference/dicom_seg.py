@@ -2,7 +2,7 @@
 SNOMED CT coded, referencing the source series and on its geometry, so that a PACS viewer or 3D Slicer shows it
 over the scan it came from.
 
-Used by `python -m helpers predict` when the input is a DICOM folder and `--out` ends in .dcm.
+Used by notebook 07 and `python -m helpers predict` when the input is a DICOM folder and `--out` ends in .dcm.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import SimpleITK as sitk
 
 from helpers.core.atomic import atomic_path
 from helpers.core.errors import KitError
-from helpers.data.labels import label_name, structure_of
-from helpers.evaluation.levels import name_levels
+from helpers.data.labels import label_name, name_levels, structure_of
 
 # SNOMED CT codes of the three structures (CID 7150 category: anatomical structure)
 STRUCTURE_CODES = {
