@@ -406,11 +406,11 @@ def bench_class(tmp: Path, quick: bool) -> dict:
 
 def bench_training(tmp: Path, quick: bool) -> list[dict]:
     """Seconds per training step, loader wait and peak memory of the smoke patch for a few networks."""
-    from helpers.core.profiles import SEED_UNETR, SMALL_UNETR
+    from helpers.core.profiles import PREDECESSOR_UNETR, SMALL_UNETR
 
     datalist = str(_smoke_data(tmp))
     patch = get_profile("smoke").patch_size
-    models = [("unetr", SMALL_UNETR), ("unet", {})] + ([] if quick else [("unetr", SEED_UNETR), ("segresnet", {})])
+    models = [("unetr", SMALL_UNETR), ("unet", {})] + ([] if quick else [("unetr", PREDECESSOR_UNETR), ("segresnet", {})])
     rows = []
     for model, options in models:
         result, peak = _isolated(step_worker, model, options, patch, datalist, 4 if quick else 8)

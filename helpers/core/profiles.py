@@ -1,7 +1,7 @@
 """Profiles: the same code at different sizes, and the training recipe of each, defined once.
 
 `smoke` runs the whole course on a CPU in minutes and still ends with a model worth looking at; `gpu`
-trains for real on one GPU; `full` is the seed project's budget. Used by notebooks 00 and 05, the
+trains for real on one GPU; `full` is the predecessor project's budget. Used by notebooks 00 and 05, the
 `train` command and the benchmarks.
 """
 
@@ -56,7 +56,7 @@ class Profile:
 
 
 SMALL_UNETR = {"feature_size": 8, "hidden_size": 192, "mlp_dim": 768, "num_heads": 4}
-SEED_UNETR = {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12}
+PREDECESSOR_UNETR = {"feature_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_heads": 12}
 
 PROFILES: dict[str, Profile] = {
     p.name: p
@@ -72,12 +72,12 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "gpu", "one T4-class GPU, about an hour",
             synth_patients=40, synth_scale=1.0, patch_size=(128, 128, 32), batch_size=2,
-            max_iterations=5000, val_every=500, model=SEED_UNETR, num_workers=2, lr=2e-4,
+            max_iterations=5000, val_every=500, model=PREDECESSOR_UNETR, num_workers=2, lr=2e-4,
         ),
         Profile(
-            "full", "the seed project's budget: 21,000 iterations, validation every 1,000",
+            "full", "the predecessor project's budget: 21,000 iterations, validation every 1,000",
             synth_patients=40, synth_scale=1.0, patch_size=(128, 128, 32), batch_size=4,
-            max_iterations=21000, val_every=1000, model=SEED_UNETR, num_workers=4,
+            max_iterations=21000, val_every=1000, model=PREDECESSOR_UNETR, num_workers=4,
         ),
     )
 }
