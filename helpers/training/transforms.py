@@ -116,7 +116,7 @@ def _augmentation() -> list:
 
 def cached_dataset(items: list[dict], transform, num_workers: int, cache_rate: float = 1.0):
     """The deterministic part of `transform` computed once and kept in RAM for the first `cache_rate` share of
-    `items` (helpers.training.plan sizes it from the free memory); the others are loaded at each use."""
+    `items` (helpers.training.resources sizes it from the free memory); the others are loaded at each use."""
     from monai.data import CacheDataset, Dataset
 
     if cache_rate <= 0:
