@@ -352,7 +352,7 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class")
+SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class", "networks")
 QUICK_SECTIONS = ("preprocessing", "training", "scoring")  # a few minutes on 2 cores
 
 
@@ -516,6 +516,14 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
             print("quality at equal wall time ...", flush=True)
             results["quality"] = bench_quality(tmp, 30 if quick else 60, real_samples, 3 if quick else 6)
             results["quality"]["load_average"] = os.getloadavg()[0]
+        if "networks" in sections:  # tools/compare_networks.py: UNETR beside the CNNs at equal training time
+            from tools.compare_networks import bench_networks
+
+            print("networks at equal training time (float32) ...", flush=True)
+            with _environment({"SPIDER_KIT_CPU_PRECISION": "float32"}):
+                results["networks"] = bench_networks(tmp, 20 if quick else 45, real_samples, _isolated,
+                                                     patients=3 if quick else 6)
+            results["networks"]["load_average"] = os.getloadavg()[0]
     results["notes"] = NOTES
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "benchmarks.json", json.dumps(results, indent=1))
@@ -538,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="where benchmarks.json and .md go (default: report/, the committed "
                                             "figures; with --quick: outputs/bench-quick, so they stay)")
     p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality,"
-                                  "class (the others keep their figures already in OUT/benchmarks.json)")
+                                  "class,networks (the others keep their figures already in OUT/benchmarks.json)")
     args = p.parse_args(argv)
     if args.out is None:
         from helpers.core.paths import REPORT_DIR, output_dir

@@ -216,6 +216,10 @@ def to_markdown(r: dict) -> str:
         lines += _quality(r["quality"])
     if "class" in r:
         lines += _class_markdown(r["class"])
+    if "networks" in r:  # tools/compare_networks.py
+        from tools.compare_networks import networks_markdown
+
+        lines += networks_markdown(r["networks"], {**m, **r["networks"].get("machine", {})})
     if "scoring" in r:
         lines += _scoring_markdown(r["scoring"]).splitlines()
     lines += ["", "## GPU", "", "| figure | value |", "| --- | --- |"]
