@@ -38,13 +38,13 @@ CHALLENGE = ("DiceScoreVertebrae", "DiceScoreDiscs", "DiceScoreSpinalCanal", "De
 def contenders() -> list[dict]:
     """The networks compared: name shown, --model, its options, its patch (AP, SI, LR), the two learning rates
     tried, and whether it runs on the real samples too."""
-    from helpers.core.profiles import SEED_UNETR, SMALL_UNETR, get_profile
+    from helpers.core.profiles import get_profile
 
     smoke = list(get_profile("smoke").patch_size)
     return [
-        {"name": "UNETR (smoke size)", "model": "unetr", "options": SMALL_UNETR, "patch": smoke,
+        {"name": "UNETR (smoke size)", "model": "unetr", "options": get_profile("smoke").model, "patch": smoke,
          "lrs": [3e-3, 1e-3], "real": True},
-        {"name": "UNETR (gpu size, ViT-B)", "model": "unetr", "options": SEED_UNETR, "patch": smoke,
+        {"name": "UNETR (gpu size, ViT-B)", "model": "unetr", "options": get_profile("gpu").model, "patch": smoke,
          "lrs": [6e-4, 2e-4], "real": False},  # a 93 M-parameter transformer: 1e-3 and above is not its range
         {"name": "SegResNet", "model": "segresnet", "options": {}, "patch": smoke, "lrs": [3e-3, 1e-3], "real": True},
         {"name": "DynUNet (nnU-Net's U-Net)", "model": "dynunet", "options": {}, "patch": smoke, "lrs": [3e-3, 1e-3],
