@@ -33,8 +33,10 @@ def make_run(data: Path, root: Path) -> Path:
     write_datalist(layout.prep, layout.datalist)
     for args in (["train", "--datalist", str(layout.datalist), "--out", str(layout.train), "--profile", "smoke",
                   "--max-iterations", "2", "--val-every", "2"],
-                 ["evaluate", "--run", str(layout.train)]):
-        run = kit(*args)
+                 ["evaluate", "--run", str(layout.train)],
+                 ["train", "--datalist", str(layout.datalist), "--out", str(layout.train.with_name("train_segresnet")),
+                  "--profile", "smoke", "--model", "segresnet", "--max-iterations", "4", "--val-every", "2"]):
+        run = kit(*args)  # the last: notebook 05's same-time CNN run (its length does not matter to 05.4)
         assert run.returncode == 0, run.stderr[-3000:]
     from helpers.data.dicom_series import (  # notebook 07: a DICOM scan, SEG, bundle
         demo_scan,
@@ -130,6 +132,7 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
         "05.1": torch.load(train / "checkpoint_best.pt", weights_only=True)["iteration"],
         "05.2": validations[-1]["iteration"],
         "05.3": json.loads((train / "config.json").read_text())["patch_size"],
+        "05.4": best_gain(train, root / "train_segresnet"),
         "06.1": max(STRUCTURES, key=lambda n: scores[f"hd95_{n}"].mean()),
         "06.2": scores.series[scores[[f"dice_{n}" for n in STRUCTURES]].mean(axis=1).idxmin()],
         "06.3": max(STRUCTURES, key=lambda n: scores[f"dice_{n}"].mean()),
@@ -140,11 +143,22 @@ def student_answers(data: Path, root: Path, shown: str) -> dict:
     }
 
 
+def best_gain(unetr: Path, cnn: Path) -> str:
+    """The structure whose best validation Dice the CNN raised most over UNETR's, read from both metrics.jsonl."""
+    def best(run: Path) -> dict:
+        rows = [e for e in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                if e.get("kind") == "validation" and "dice_mean" in e]
+        return {s: max(e[f"dice_{s}"] for e in rows) for s in STRUCTURES}
+
+    a, b = best(unetr), best(cnn)
+    return max(STRUCTURES, key=lambda s: b[s] - a[s])
+
+
 def wrong(answer, exercise_id: str, mask_canal: np.ndarray):
     """A plausible wrong answer of the same kind."""
     if exercise_id == "01.3":  # the slice with the least canal
         return int(mask_canal.argmin())
-    if exercise_id in ("00.3", "01.1", "04.3", "02.1", "06.1", "06.2", "06.3", "07.2"):
+    if exercise_id in ("00.3", "01.1", "04.3", "02.1", "05.4", "06.1", "06.2", "06.3", "07.2"):
         return {"patient": "series", "T2": "t1", "LeakageError": "ValueError"}.get(answer, f"{answer}_x")
     if exercise_id == "00.1":
         return answer[:-1] if len(answer) > 1 else [*answer, "t1" if "t1" not in answer else "t2"]

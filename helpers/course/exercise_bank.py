@@ -1,4 +1,4 @@
-"""The course's exercises, three per notebook: each answer is computed from the student's own data and run.
+"""The course's exercises, three or four per notebook: each answer is computed from the student's own data and run.
 
 Files that a notebook writes (inspection table, manifests, datalist, training metrics, evaluation table) are
 read where they exist, so a check costs little and agrees with what the student saw.
@@ -204,6 +204,16 @@ def patch_size(ctx: Context) -> list[int]:
     return [int(v) for v in config["patch_size"]]
 
 
+def structure_gained_most(ctx: Context) -> str:
+    """Exercise 05.4: the structure whose best validation Dice the CNN of the same-time run raised most."""
+    from helpers.course.networks import comparison_dir
+    from helpers.course.networks import structure_gained_most as gained
+
+    other = comparison_dir(ctx.run.train, ctx.get("compare_with", "segresnet"))
+    _need(RunFiles(other).metrics, "notebook 05's last section, with compare_networks = True")
+    return gained(_need(ctx.run.train, "notebook 05"), other)
+
+
 # ---- 06 · evaluation ------------------------------------------------------------------------------------------
 
 def _scores(ctx: Context) -> pd.DataFrame:
@@ -390,6 +400,15 @@ torch.load(layout.train / "checkpoint_last.pt", weights_only=True)["iteration"]"
              hint="the key is `patch_size` in outputs/train/config.json.",
              solution="""
 json.loads((layout.train / "config.json").read_text())["patch_size"]"""),
+    Exercise("05.4", "In the same training time, on which structure did the CNN gain most over UNETR (its best "
+                     "validation Dice minus UNETR's): 'vertebra', 'disc' or 'canal'?",
+             structure_gained_most,
+             hint="compare the two rows of the table in the last section (best Dice per structure), or the three "
+                  "panels of the figure: the largest difference of the CNN's best over UNETR's.",
+             solution="""
+from helpers.course.networks import best_dice
+unetr, cnn = best_dice(layout.train), best_dice(comparison_dir(layout.train, compare_with))
+max(["vertebra", "disc", "canal"], key=lambda s: cnn[s] - unetr[s])"""),
     Exercise("06.1", "Which structure has the largest mean HD95 on this part ('vertebra', 'disc' or 'canal')?",
              largest_hd95,
              hint="average the hd95_* columns of the table of section 1 over series.",
