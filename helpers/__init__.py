@@ -69,6 +69,8 @@ EXPORTS: dict[str, str] = {
     "default_data_dir": "course.choice", "record_course": "course.choice", "follow_course": "course.choice",
     "Checker": "course.exercises",
     "build_report": "course.report", "comparison_table": "course.report",
+    "same_time_run": "course.networks", "plot_compared": "course.networks", "compared_table": "course.networks",
+    "comparison_dir": "course.networks",
 }
 __all__ = sorted(EXPORTS)
 

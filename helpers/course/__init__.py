@@ -6,5 +6,6 @@
 - `exercises`       `Checker(...).check("02.1", answer)`: right, or not yet with a hint
 - `exercise_rules`  what an exercise is and how answers are compared
 - `exercise_bank`   the exercises, three per notebook, each answer computed from the student's own data
+- `networks`        UNETR against a CNN in the same wall-clock time (notebook 05's last section)
 - `report`          the report of a run, built from its files only (notebook 06, `python -m helpers report`)
 """
