@@ -113,7 +113,7 @@ def test_a_student_clicks_through_the_real_class(made, mirror, tmp_path, monkeyp
 
 def test_the_gpu_profile_steps_validates_a_real_size_series_and_resumes(made, tmp_path, capsys):
     """The gpu profile's code as a GPU would run it, on the CPU: its network, patch, batch and recipe; shapes, memory
-    and time printed (README, "Teaching a class")."""
+    and time printed (docs/teaching.md)."""
     from helpers.data.datalist import write_datalist
     from helpers.data.resample import ResampleSettings, resample_dataset
     from helpers.training.loop import TrainConfig, require_profile_grid, train

@@ -1,4 +1,4 @@
-"""The kit's plan (README, "The kit's plan"): helpers/ is grouped by stage, each stage imports only from the
+"""The kit's layout (docs/kit.md): helpers/ is grouped by stage, each stage imports only from the
 stages before it, every module says what it is for and which notebook uses it, and the notebooks import the
 names they use from `helpers` itself."""
 

@@ -18,7 +18,7 @@ TARGETS = {"course_seconds": 420, "notebook05_seconds": 240, "course_dice": 0.85
 NOTES = [
     "Why the first smoke model never learned the canal (0.000 even after 1,396 iterations): UNETR decodes from "
     "16-voxel cubes, and the old smoke data put the canal at 3 slices x 5 voxels (6.6 x 2.4 x 2.4 mm voxels) "
-    "with a narrowed full-resolution path (feature size 8). The runs that show it, and the fix, are in README.md, "
+    "with a narrowed full-resolution path (feature size 8). The runs that show it, and the fix, are in docs/recipe.md, "
     "'The training recipe, and why the first smoke model never found the canal'.",
     "Then the smoke recipe was made to learn more per second (bfloat16 on CPUs that compute it natively, lr 3e-3, "
     "2 x 1 patches per step, 1,000 iterations, Gaussian-weighted windows overlapping by half, labels back by "
@@ -26,11 +26,11 @@ NOTES = [
     "(0.72 on 8 patients at 1.6 mm): the posterior elements missed, out of a 100 mm patch centred in a body, and "
     "one of two test patients generalised badly from 4 training patients. A 2 mm grid (the 64-voxel patch spans "
     "128 mm, a whole vertebra front to back, as the gpu profile's) and 16 synthetic patients instead of 8 (free "
-    "in steps) fixed both; each step's test Dice is in README.md, 'Then: more learning per second'.",
+    "in steps) fixed both; each step's test Dice is in docs/recipe.md, 'Then: more learning per second'.",
     "The course, inference and training-step sections were measured with the smoke recipe of issue 30 (UNETR "
     "feature size 8, channels-last on the CPU, 700 iterations); the quality, preprocessing, class and scoring "
     "sections, measured before it, with feature size 16 and 1,000 iterations, were not rerun. The new recipe against "
-    "the old on the real samples, in float32, is in README.md ('Then: minutes on a CPU without native bfloat16').",
+    "the old on the real samples, in float32, is in docs/recipe.md ('Then: minutes on a CPU without native bfloat16').",
     "Timings on this machine depend on what else runs: with two torch threads on two cores, one other busy "
     "process slows a training step up to ten times. The load average at the end of a section is recorded with it.",
 ]
@@ -140,7 +140,7 @@ def _scoring_markdown(s: dict) -> str:
                   "DiceScoreVertebrae", "DiceScoreDiscs", "DetectionRateVertebrae", "DetectionRateDiscs",
                   "OveralDiceScore")) + " |"]
     if worst > TARGETS["scoring_seconds"]:
-        lines += ["", "Where the target is missed: see 'Speed' and 'The band of rows' in the README's scoring section."]
+        lines += ["", "Where the target is missed: see 'Speed' and 'The band of rows' in docs/scoring.md."]
     return "\n".join(lines) + "\n"
 
 

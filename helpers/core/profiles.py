@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 # UNETR cuts its input into 16 x 16 x 16 cubes (fixed in MONAI) and decodes from that grid: a structure
 # much thinner than a cube is seen only by the first convolution. So each profile's data must put the
 # thinnest structure (the canal, ~12-16 mm front to back; a disc, ~8-12 mm high) across several voxels:
-# in-plane spacing near 1 mm. See README.md, "The training recipe, and why the first smoke model never found
+# in-plane spacing near 1 mm. See docs/recipe.md, "The training recipe, and why the first smoke model never found
 # the canal". The smoke profile's patch is only 64 voxels a side (a CPU step's cost), so its grid is coarser
 # (2 mm): the patch then spans 128 mm, the same field as the gpu profile's 128 voxels at 1 mm: a whole vertebra
 # front to back (body to spinous process, 71-92 mm median in the real samples, up to 100) from anywhere in
 # its body, and three levels head to foot; a disc is still 4-6 voxels high, the canal 6-8 voxels deep. What
 # the coarser grid costs is measured: the reference masks of the real samples after the round trip to the
-# training grid and back score 0.959 / 0.911 / 0.955 Dice (1 mm: 0.979 / 0.956 / 0.976), README.md.
+# training grid and back score 0.959 / 0.911 / 0.955 Dice (1 mm: 0.979 / 0.956 / 0.976), docs/recipe.md.
 
 
 MIN_INPLANE_MM = 1.0  # resampled in-plane spacing floor: 8 voxels across a disc (~8 mm); finer costs 3x
@@ -51,7 +51,7 @@ class Profile:
     loss: str = "dicece"  # one of LOSSES
     inplane_mm: float = MIN_INPLANE_MM  # in-plane spacing floor of its data (ResampleSettings.min_inplane_mm)
     # channels-last memory on a CPU: oneDNN's convolutions of the narrow smoke UNETR run 15-20 % faster a step in
-    # float32 and bfloat16 alike; for feature size 16 it gains 4 % in float32 and loses 10 % in bfloat16 (README.md)
+    # float32 and bfloat16 alike; for feature size 16 it gains 4 % in float32, loses 10 % in bfloat16 (docs/recipe.md)
     cpu_channels_last: bool = False
 
 
@@ -66,8 +66,8 @@ PROFILES: dict[str, Profile] = {
             "working model in minutes, float32 or bfloat16",
             synth_patients=16, synth_scale=0.5, patch_size=(64, 64, 16), batch_size=2, samples_per_volume=1,
             max_iterations=700, val_every=175, model=SMALL_UNETR, cpu_channels_last=True,
-            lr=3e-3,  # a narrow network and many small steps: a large step, with warmup, is stable (README.md)
-            inplane_mm=2.0,  # 128 mm of context in a 64-voxel patch (see above; README.md, the recipe)
+            lr=3e-3,  # a narrow network and many small steps: a large step, with warmup, is stable (docs/recipe.md)
+            inplane_mm=2.0,  # 128 mm of context in a 64-voxel patch (see above; docs/recipe.md)
         ),
         Profile(
             "gpu", "one T4-class GPU, about an hour",
@@ -102,7 +102,7 @@ def device_message() -> str:
 
 
 def recipe_table() -> str:
-    """The profiles' recipes as the Markdown table in README.md (a test keeps the two equal)."""
+    """The profiles' recipes as the Markdown table in docs/recipe.md (a test keeps the two equal)."""
     rows = ["| profile | synthetic data | in-plane grid (mm, at least) | patch (AP x SI x LR voxels) "
             "| patches per step | patch centres (background : vertebra : disc : canal) | iterations "
             "| AdamW lr (warmup, then cosine) | loss | UNETR |",

@@ -3,7 +3,7 @@
 A dataset folder holds `images/<pid>_<seq>.mha`, `masks/<pid>_<seq>.mha` and optionally
 `overview.csv`. Reading never changes a file; every problem names the file and what is wrong.
 
-Bad values (the kit's one policy, README "Bad values"; `value_problems` is its only definition):
+Bad values (the kit's one policy, docs/bad-values.md; `value_problems` is its only definition):
 an image that holds NaN or infinite voxels, is constant, is a single slice along any axis, or has no
 intensity structure (the normalisation percentiles coincide, so it would normalise to a constant) is
 never given to a network. No value is replaced or guessed: `inspect` flags such a series as not for
@@ -288,7 +288,7 @@ def require_usable(image: sitk.Image, path: str | Path) -> sitk.Image:
     """`image` if it may reach a network, else DataError naming `path` and every reason."""
     problems = value_problems(image)
     if problems:
-        raise DataError(path, "; ".join(problems) + "; not used (see README, 'Bad values')")
+        raise DataError(path, "; ".join(problems) + "; not used (see docs/bad-values.md)")
     return image
 
 

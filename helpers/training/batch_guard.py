@@ -56,5 +56,5 @@ def check_batch(batch: dict, num_classes: int, where: str = "a training batch") 
     path, reason = problems[0]
     also = "".join(f"; also {p}: {r}" for p, r in problems[1:])
     raise DataError(path, f"{reason}{also}. Found in {where} before the step: bad data, not a divergence. "
-                          "Resample again (bad values are skipped there: README, 'Bad values') and rewrite "
+                          "Resample again (bad values are skipped there: docs/bad-values.md) and rewrite "
                           "the datalist, or remove the series from it")

@@ -112,7 +112,7 @@ def sliding_window_logits(model: torch.nn.Module, image: torch.Tensor,
 
 # ---------------------------------------------------------------- reduced precision
 # "float32" keeps a CPU run in float32 even where the CPU computes bfloat16 natively: what most laptops and Colab's CPU
-# runtimes run, measured on any machine (tools/bench.py, README "How long, on which CPU"). "auto" (the default):
+# runtimes run, measured on any machine (tools/bench.py, docs/setup.md, "How long, on which CPU"). "auto" (the default):
 # bfloat16 where native.
 CPU_PRECISION_ENV = "SPIDER_KIT_CPU_PRECISION"
 
