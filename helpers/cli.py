@@ -140,10 +140,15 @@ def _predict(args) -> None:
 
 def _report(args) -> None:
     from helpers.core.paths import run_layout
+    from helpers.course.executed import keep_executed
     from helpers.course.report import build_report
 
     run = args.run or _course().layout.train
-    out = args.out or run_layout(Path(run).parent).report
+    layout = run_layout(Path(run).parent)
+    out = args.out or layout.report
+    if any(layout.notebooks.glob("[0-9][0-9]_*.ipynb")):  # the course run's executed notebooks, beside the report
+        kept = keep_executed(layout.notebooks, Path(out) / "course")
+        print(f"kept {len(kept)} executed notebooks in {Path(out) / 'course'}")
     print(f"wrote {build_report(run, out, args.part)}")
 
 
@@ -282,7 +287,8 @@ def _model_commands(sub) -> None:
 
 def _other_commands(sub) -> None:
     """report, export, download, solutions (the benchmarks and the links writer are developer tools: tools/)."""
-    p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts")
+    p = sub.add_parser("report", help="write the report (Markdown and HTML) from a run's artifacts, with the "
+                                      "course's executed notebooks beside it (<out>/course)")
     p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--out", type=Path, help="default: <run>/../report (the committed report/: `make report`)")
     p.add_argument("--part", default="test", choices=["validation", "test"])

@@ -81,3 +81,40 @@ def test_report_command(tmp_path):
     missing = kit("report", "--run", tmp_path / "none", "--out", tmp_path / "other")
     assert missing.returncode == 2 and "not found; train (notebook 05) and evaluate (notebook 06)" in missing.stderr
     assert not (tmp_path / "other").exists()
+
+
+def test_the_executed_course_is_kept_small_beside_the_report(tmp_path):
+    """`python -m helpers report` keeps the course's executed notebooks in report/course/: no widget state, a
+    progress bar's text kept, a large picture made smaller, each a valid notebook; an index links them."""
+    import base64
+    import io
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
+    from helpers.course.executed import MAX_IMAGE_BYTES, keep_executed
+
+    noise = np.random.default_rng(0).integers(0, 255, (900, 1800, 3), dtype=np.uint8)  # incompressible
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": {}}}}
+    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · A lesson"), nbformat.v4.new_code_cell("plot()", outputs=[
+        nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(buffer.getvalue()).decode(),
+                                                "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", {"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                "text/plain": "resampling: 100%|##########| 8/8"})])]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "01_lesson.ipynb")
+    [kept] = keep_executed(tmp_path / "notebooks", tmp_path / "report" / "course")
+    again = nbformat.read(kept, as_version=4)
+    nbformat.validate(again)
+    assert "widgets" not in again.metadata
+    picture, bar = again.cells[1].outputs
+    assert bar["data"] == {"text/plain": "resampling: 100%|##########| 8/8"}
+    [(mime, encoded)] = [(k, v) for k, v in picture["data"].items() if k.startswith("image/")]
+    assert mime == "image/jpeg" and len(base64.b64decode(encoded)) < len(buffer.getvalue()) / 5  # noise: no PNG fits
+    assert MAX_IMAGE_BYTES < len(buffer.getvalue())
+    assert Image.open(io.BytesIO(base64.b64decode(encoded))).width <= 1100
+    assert "[`01_lesson.ipynb`](01_lesson.ipynb) | 01 · A lesson" in (kept.parent / "README.md").read_text()

@@ -8,4 +8,5 @@
 - `exercise_bank`   the exercises, three per notebook, each answer computed from the student's own data
 - `networks`        UNETR against a CNN in the same wall-clock time (notebook 05's last section)
 - `report`          the report of a run, built from its files only (notebook 06, `python -m helpers report`)
+- `executed`        the course's executed notebooks kept beside the report, small (`python -m helpers report`)
 """
