@@ -112,9 +112,10 @@ def test_dicom_seg_reads_back_segment_for_segment(run, small_dataset, tmp_path):
 def test_a_folder_of_several_series_picks_the_sagittal_t2_and_says_why(small_dataset, tmp_path, capsys):
     series = scan_dataset(small_dataset).complete
     t1, t2 = (scan_like(read_series(next(s for s in series if s.sequence == q))[0]) for q in ("t1", "t2"))
+    study = "1.2.826.0.1.3680043.8.498.1"  # one study, as a console exports it (several studies are refused)
     for number, (image, name) in enumerate(((t1, "T1 TSE SAG"), (t2, "T2 TSE SAG")), start=1):
-        write_dicom_series(sitk.DICOMOrient(image, "PIR"), tmp_path / "study", name, number)  # sagittal slices
-    write_dicom_series(t2[:, :, :2], tmp_path / "study", "3-plane localizer", number=3)  # two axial images
+        write_dicom_series(sitk.DICOMOrient(image, "PIR"), tmp_path / "study", name, number, study_uid=study)
+    write_dicom_series(t2[:, :, :2], tmp_path / "study", "3-plane localizer", number=3, study_uid=study)  # 2 axial
     scan = read_scan(tmp_path / "study")
     assert scan.description == "T2 TSE SAG" and "the sagittal T2 series" in scan.why and "T1 TSE SAG" in scan.listing()
     assert read_scan(tmp_path / "study", series="T1").description == "T1 TSE SAG"
