@@ -132,10 +132,31 @@ def _score(args) -> None:
 
 
 def _predict(args) -> None:
-    from helpers.inference.predict import predict_file
+    from helpers.data.dicom_series import kind_of
 
     run = args.run or _course().layout.train
+    if args.image.is_dir() and not kind_of(args.out):
+        _predict_folder(args, run)
+        return
+    from helpers.inference.predict import predict_file
+
     print(f"wrote {predict_file(args.image, run, args.out, not args.structures, args.series or '')}")
+
+
+def _predict_folder(args, run: Path) -> None:
+    """Every scan and study inside a folder, into a folder: masks, pictures, summary.csv, the contact sheet."""
+    from helpers.figures.contact_sheet import contact_sheet, scan_picture
+    from helpers.inference.batch import SHEET, predict_folder
+
+    result = predict_folder(args.image, run, args.out, args.series or "", seg=args.seg, picture=scan_picture)
+    sheet = contact_sheet(result.rows, args.out / SHEET, f"Predicted scans of {args.image}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{result.counts()}\ntable: {result.summary}\ncontact sheet: {sheet}")
+    if result.failed:
+        raise KitError(f"{len(result.failed)} of {len(result.rows)} scans could not be predicted (each said above, "
+                       f"and in {result.summary}); the others were written. Rerun the same command after a fix: what "
+                       "is done is kept")
 
 
 def _report(args) -> None:
@@ -273,14 +294,19 @@ def _model_commands(sub) -> None:
     p.add_argument("--csv", type=Path, help="write the per-scan table here")
     p.set_defaults(func=_score)
 
-    p = sub.add_parser("predict", help="segment one scan (image file or DICOM folder); the mask keeps its grid")
-    p.add_argument("image", type=Path, help="an image file (.nii.gz, .nii, .mha, .nrrd) or a DICOM series folder")
-    p.add_argument("--series", help="DICOM: the series to use, by UID or a word of its description (default: the "
-                                    "sagittal T2, else T1)")
+    p = sub.add_parser("predict", help="segment a scan, a study, or every scan in a folder; masks keep their grid")
+    p.add_argument("image", type=Path, help="an image file (.nii.gz, .nii, .mha, .nrrd), a DICOM series, study or "
+                                            "export folder (DICOMDIR or not), a multi-frame DICOM file; or, with "
+                                            "--out FOLDER, a folder of many scans and studies")
+    p.add_argument("--series", help="DICOM: the series to use, by UID, series number or a word of its description "
+                                    "(default: the sagittal T2, else T1)")
     p.add_argument("--run", type=Path, help="default: the course's train/")
     p.add_argument("--out", required=True, type=Path,
-                   help="the mask: .nii.gz, .nii, .mha or .nrrd (a label image), or .dcm (DICOM SEG, DICOM input)")
+                   help="the mask: .nii.gz, .nii, .mha or .nrrd (a label image), or .dcm (DICOM SEG, DICOM input); "
+                        "or a folder (no suffix) for every scan inside IMAGE: a mask and a picture each, "
+                        "summary.csv and index.html (rerun to resume)")
     p.add_argument("--structures", action="store_true", help="write 0-3 structures instead of SPIDER values")
+    p.add_argument("--seg", action="store_true", help="with --out FOLDER: also a DICOM SEG for each DICOM study")
     p.set_defaults(func=_predict)
 
 

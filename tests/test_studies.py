@@ -203,3 +203,157 @@ def test_itk_messages_are_kept_whole_and_off_the_terminal(tmp_path, capfd):
         read_scan(tmp_path / "empty_study")
     printed = capfd.readouterr()
     assert "WARNING" not in printed.err + printed.out and "ITK" not in printed.err + printed.out
+
+
+# ---------------------------------------------------------------- predicted: one scan, then a folder of many
+@pytest.fixture(scope="module")
+def predictor(trained):
+    """The session's tiny trained run, loaded once for this module's direct calls."""
+    from helpers.inference.predict import Predictor
+
+    return Predictor(trained / "run")
+
+
+def test_a_study_export_is_predicted_with_the_series_named_and_its_seg_reads_back(study, trained, tmp_path, capfd):
+    import pydicom
+
+    from helpers.inference.dicom_seg import read_dicom_seg
+
+    from .conftest import kit
+
+    uid = pydicom.dcmread(study["files"]["t2"][0], stop_before_pixels=True).SeriesInstanceUID
+    out = kit("predict", study["export"], "--run", trained / "run", "--out", tmp_path / "seg.dcm")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "4 series found:" and any(line.startswith("used series 2 'T2 SPACE SAG'") and uid in line
+                                                 for line in lines), out.stdout
+    assert sum(line.startswith("check:") for line in lines) <= 1 and any(line.startswith("levels:") for line in lines)
+    assert "WARNING" not in capfd.readouterr().err  # no ITK warning above the kit's lines
+    kit("predict", study["export"], "--run", trained / "run", "--out", tmp_path / "mask.mha")
+    predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "mask.mha")))
+    scan = read_scan(study["export"])
+    segments = read_dicom_seg(tmp_path / "seg.dcm", scan.files)
+    assert segments and sum(int(v.sum()) for v in segments.values()) == int((predicted > 0).sum())
+
+
+def test_a_multiframe_file_is_predicted_and_its_seg_refers_to_its_frames(study, predictor, tmp_path):
+    from helpers.inference.dicom_seg import read_dicom_seg
+    from helpers.inference.predict import predict_file
+
+    path = write_multiframe(study["files"]["t2"], tmp_path / "mf" / "IM000001")
+    said: list[str] = []
+    predict_file(path, None, tmp_path / "mask.nii.gz", predictor=predictor, log=said.append)
+    predict_file(path.parent, None, tmp_path / "seg.dcm", predictor=predictor, log=said.append)
+    assert any("frames in one file" in line for line in said)
+    predicted = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "mask.nii.gz")))
+    scan = read_scan(path)
+    for label, voxels in read_dicom_seg(tmp_path / "seg.dcm", scan.files, scan.frames).items():
+        value = next(v for v in np.unique(predicted) if v and voxels[predicted == v].all())
+        assert np.array_equal(voxels, predicted == value), label
+
+
+def test_a_series_without_frame_of_reference_gets_a_seg_and_one_line_saying_so(study, predictor, tmp_path):
+    import highdicom as hd
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from helpers.inference.predict import predict_file
+
+    folder = tmp_path / "no_for"
+    folder.mkdir()
+    for f in study["files"]["t2"]:  # as SimpleITK's own DICOM-writing examples write a series
+        ds = pydicom.dcmread(f)
+        del ds.FrameOfReferenceUID
+        ds.save_as(folder / f.name)
+    said: list[str] = []
+    predict_file(folder, None, tmp_path / "seg.dcm", predictor=predictor, log=said.append)
+    series_uid = pydicom.dcmread(next(folder.iterdir()), stop_before_pixels=True).SeriesInstanceUID
+    made = generate_uid(entropy_srcs=[series_uid, "spider-unetr-kit frame of reference"])
+    notes = [line for line in said if "has no Frame of Reference UID" in line]
+    assert len(notes) == 1 and made in notes[0] and "unchanged" in notes[0]
+    seg = hd.seg.segread(str(tmp_path / "seg.dcm"))
+    assert seg.FrameOfReferenceUID == made and seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series_uid
+    assert not any("FrameOfReferenceUID" in pydicom.dcmread(f, stop_before_pixels=True) for f in folder.iterdir())
+
+
+def test_what_differs_from_the_training_data_is_said_in_one_line(study, source, predictor, tmp_path):
+    from helpers.data.differences import prediction_differences
+    from helpers.inference.predict import predict_file
+
+    def check_lines(path, series=""):
+        said: list[str] = []
+        predict_file(path, None, tmp_path / "mask.nii.gz", series=series, predictor=predictor, log=said.append)
+        assert (tmp_path / "mask.nii.gz").is_file()  # written all the same
+        return [line for line in said if line.startswith("check:")]
+
+    axial = check_lines(study["export"], series="T2 TSE TRA")
+    assert len(axial) == 1 and "axial slices (the model saw sagittal ones" in axial[0]
+    thick = sitk.Resample(source, [source.GetSize()[0], source.GetSize()[1], 4], sitk.Transform(), sitk.sitkLinear,
+                          source.GetOrigin(), source.GetSpacing()[:2] + (7.0,), source.GetDirection())
+    sitk.WriteImage(thick, str(tmp_path / "thick.nii.gz"))
+    assert any("slices 7.0 mm apart" in line for line in check_lines(tmp_path / "thick.nii.gz"))
+    write_dicom_series(source, tmp_path / "stir", "STIR SAG", 7)
+    assert any("a STIR sequence (the model saw T1 and T2)" in line for line in check_lines(tmp_path / "stir"))
+    assert prediction_differences(0) == ["no vertebra found: is the lumbar spine in the field of view? Look at the "
+                                         "scan itself"]
+    assert "only 2 vertebra(e) found" in prediction_differences(2)[0] and prediction_differences(5) == []
+
+
+def test_a_volume_too_large_for_memory_is_predicted_in_windows(source, predictor, monkeypatch):
+    from helpers.data.resample import preprocess
+    from helpers.inference.predict import bytes_per_voxel
+
+    whole = sitk.GetArrayFromImage(predictor.structures(source))
+    assert predictor.windows == 1
+    grid, _ = preprocess(source, predictor.settings)
+    need = grid.GetNumberOfPixels() * bytes_per_voxel(len(predictor.classes))
+    monkeypatch.setenv("SPIDER_KIT_PREDICT_MEMORY", str(need // 4))  # a quarter of what the whole volume needs
+    windowed = sitk.GetArrayFromImage(predictor.structures(source))
+    assert predictor.windows > 1
+    assert (windowed == whole).mean() > 0.98  # the slabs' borders see other windows: nearly, not exactly, the same
+
+
+def test_a_folder_of_scans_one_unreadable_is_predicted_summarised_and_resumed(study, source, trained, tmp_path,
+                                                                           monkeypatch):
+    import csv
+
+    from helpers.inference import predict as predict_module
+
+    from .conftest import kit
+
+    inbox = tmp_path / "inbox"
+    shutil.copytree(study["export"], inbox / "study_a")
+    import pydicom
+
+    other = pydicom.dcmread(write_multiframe(study["files"]["t2"], inbox / "study_b" / "IM000001"))
+    other.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.79"  # another study (the same images, as a second visit)
+    other.save_as(inbox / "study_b" / "IM000001")
+    (inbox / "files").mkdir()
+    sitk.WriteImage(source, str(inbox / "files" / "scan.nii.gz"))
+    (inbox / "files" / "broken.mha").write_bytes(b"ObjectType = Image\nNDims = 3\n")  # a header with no voxels
+    out = tmp_path / "out"
+    first = kit("predict", inbox, "--run", trained / "run", "--out", out, "--seg")
+    assert first.returncode == 2 and "1 of 4 scans could not be predicted" in first.stderr, first.stderr[-2000:]
+    assert sum(line.startswith("FAILED files_broken: ") for line in first.stdout.splitlines()) == 1
+    with open(out / "summary.csv", newline="") as f:
+        rows = {r["scan"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"files_broken", "files_scan", "study_a_PT000000_ST000000", "study_b"}
+    assert rows["files_broken"]["status"] == "failed" and "broken.mha" in rows["files_broken"]["error"]
+    for name in ("files_scan", "study_a_PT000000_ST000000", "study_b"):
+        row = rows[name]
+        assert row["status"] == "predicted" and float(row["vertebra_ml"]) >= 0 and row["levels"], row
+        assert (out / row["mask"]).is_file() and (out / row["picture"]).read_bytes().startswith(b"\x89PNG")
+    assert "'T2 SPACE SAG'" in rows["study_a_PT000000_ST000000"]["series"] and rows["study_b"]["seg"] == "study_b.dcm"
+    assert rows["files_scan"]["seg"] == ""  # DICOM SEG for DICOM input only
+    sheet = (out / "index.html").read_text()
+    assert all(name in sheet for name in rows) and "failed" in sheet
+    # the rerun keeps what is done and verified, without loading the model; a damaged mask is redone
+    monkeypatch.setattr(predict_module, "Predictor", lambda *a, **k: pytest.fail("the model was loaded"))
+    again = kit("predict", inbox, "--run", trained / "run", "--out", out, "--seg")
+    assert "0 predicted, 3 done before and kept, 1 failed" in again.stdout
+    monkeypatch.undo()
+    (out / "files_scan.nii.gz").write_bytes(b"damaged")
+    (inbox / "files" / "broken.mha").unlink()
+    third = kit("predict", inbox, "--run", trained / "run", "--out", out, "--seg")
+    assert third.returncode == 0 and "3 scans: 1 predicted, 2 done before and kept, 0 failed" in third.stdout
+    assert sitk.ReadImage(str(out / "files_scan.nii.gz")).GetSize() == source.GetSize()

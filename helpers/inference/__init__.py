@@ -3,6 +3,8 @@
 - `predict`      a trained run's network on any scan, on the scan's own grid (`Predictor`, `predict_file`): the
                  run's record and preprocessing, the sliding window, the chosen post-processing, back onto the
                  original grid
+- `batch`        every scan and study inside a folder with one model load: resumable, one line per failure,
+                 `summary.csv` (series used, levels by name, volumes in mL, what to check) (07)
 - `numbering`    a structure map numbered into SPIDER's instance values (vertebrae 1.., discs 201.., canal 100)
 - `dicom_seg`    a prediction on a DICOM series as DICOM SEG (07)
 - `bundle`       a trained run as a MONAI bundle that runs without the kit (07)
