@@ -41,15 +41,15 @@ EXPORTS: dict[str, str] = {
     "zip_store": "data.download",
     "dataset_summary": "data.inspection", "inspect_dataset": "data.inspection", "flagged": "data.inspection",
     "ResampleSettings": "data.resample", "choose_spacing": "data.resample", "header_spacing": "data.resample",
-    "resample_dataset": "data.resample", "read_manifest": "data.resample",
+    "resample_dataset": "data.resample", "read_manifest": "data.resample", "preprocess": "data.resample",
     "LeakageError": "data.datalist", "check_no_leakage": "data.datalist", "series_split_leaks": "data.datalist",
     "split_table": "data.datalist", "write_datalist": "data.datalist",
     "demo_scan": "data.dicom_series", "read_scan": "data.dicom_series", "write_dicom_series": "data.dicom_series",
     # training
-    "transforms": "training.transforms", "parameter_count": "training.models",
+    "transforms": "training.transforms", "parameter_count": "training.models", "build_model": "training.models",
     "TrainConfig": "training.loop", "train": "training.loop", "build_loss": "training.loop",
     "preview_patches": "training.loop", "require_profile_grid": "training.loop",
-    "read_metrics": "training.run_log",
+    "read_metrics": "training.run_log", "cleanup": "training.postprocess",
     # inference
     "predict_file": "inference.predict", "read_dicom_seg": "inference.dicom_seg", "export_bundle": "inference.bundle",
     # evaluation
