@@ -52,6 +52,7 @@ EXPORTS: dict[str, str] = {
     "read_metrics": "training.run_log", "cleanup": "training.postprocess",
     # inference
     "predict_file": "inference.predict", "read_dicom_seg": "inference.dicom_seg", "export_bundle": "inference.bundle",
+    "predict_folder": "inference.batch",
     # evaluation
     "evaluate": "evaluation.evaluate",
     "structure_table": "evaluation.challenge",
@@ -64,6 +65,8 @@ EXPORTS: dict[str, str] = {
     "unetr_diagram": "figures.charts", "plot_metric_boxes": "figures.charts",
     "pick_cases": "figures.gallery", "show_cases": "figures.gallery", "show_instances": "figures.gallery",
     "show_3d": "figures.viewer3d",
+    "scan_picture": "figures.contact_sheet", "contact_sheet": "figures.contact_sheet",
+    "show_contact_sheet": "figures.contact_sheet",
     # course
     "setup": "course.notebook_setup", "gpu_check": "course.notebook_setup",
     "default_data_dir": "course.choice", "record_course": "course.choice", "follow_course": "course.choice",

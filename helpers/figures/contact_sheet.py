@@ -112,7 +112,7 @@ body {{ font-family: sans-serif; margin: 1em; background: #222; color: #eee; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(230px, 1fr)); gap: 8px; }}
 .card {{ background: #333; padding: 4px; border: 2px solid #333; font-size: 11px; }}
 .card img {{ width: 100%; }}
-.card p {{ margin: 2px 0; }}
+.card p {{ margin: 2px 0; overflow-wrap: anywhere; }}
 .warned {{ border-color: #e67e22; }} .warn {{ color: #f0b27a; }}
 .failed {{ border-color: #c0392b; }}
 </style></head><body>
