@@ -143,7 +143,7 @@ def plot_compared(runs: dict, save: str | Path | None = None):
             ax.plot(seconds, [e[f"dice_{name}"] for e in val], style, color=STRUCTURE_COLOURS[name],
                     label=NETWORK_NAMES.get(model, model), alpha=0.9 if style == styles[0] else 0.6)
     for ax, name in zip(axes, FOREGROUND):
-        ax.set(title=name, xlabel="training seconds (iterations x step time)", ylim=(0, 1))
+        ax.set(title=name, xlabel="training seconds (iterations x step time)", ylim=(0, 1), xlim=(0, None))
         ax.legend(fontsize=8)
     axes[0].set_ylabel("validation Dice")
     fig.tight_layout()
