@@ -341,7 +341,7 @@ table.groupby("sequence")["spacing LR mm"].median().idxmin()"""),
                   "under settings.spacing.",
              solution="""
 read_manifest(layout.prep)["settings"]["spacing"]"""),
-    Exercise("03.2", "In the predecessor's fixed-size grid (prep_fixed_size, made in section 4), how many different "
+    Exercise("03.2", "In the predecessor's fixed-size grid (prep_fixed_size, made in section 5), how many different "
                      "voxel spacings (rounded to 0.01 mm) do the series get?",
              fixed_size_spacings, matches=exactly,
              hint="read prep_fixed_size/manifest.csv and count the distinct values of its `spacing` column: one "
@@ -361,16 +361,16 @@ sorted({v for r in read_manifest(layout.prep)["series"] for v in r["labels_prese
              hint="count distinct `patient` values in datalist['test'] (split_table shows it too).",
              solution="""
 len({item["patient"] for item in datalist["test"]})"""),
-    Exercise("04.2", "In section 2, a random split by series: how many validation patients also had series in "
+    Exercise("04.2", "In section 3, a random split by series: how many validation patients also had series in "
                      "training?",
              series_split_leaked, matches=exactly,
-             hint="it is the first number printed in section 2.",
+             hint="it is the first number printed in section 3.",
              solution="""
 series_split_leaks(read_manifest(layout.prep)["series"], seed=seed)[0]"""),
     Exercise("04.3", "Move one series from training to validation in a copy of the datalist and call "
                      "check_no_leakage on it: which exception does it raise? (its class name)",
              leakage_error,
-             hint="section 3 catches it: look at its `except` line.",
+             hint="section 4 catches it: look at its `except` line.",
              solution="""
 leaky = json.loads(layout.datalist.read_text())
 leaky["validation"].append(leaky["training"].pop(0))
@@ -416,16 +416,16 @@ max(["vertebra", "disc", "canal"], key=lambda s: cnn[s] - unetr[s])"""),
 table[[f"hd95_{n}" for n in FOREGROUND]].mean().idxmax().removeprefix("hd95_")"""),
     Exercise("06.2", "Which series is the worst case (lowest mean Dice over the three structures)?",
              worst_case,
-             hint="section 3 shows it in its last row; the name is the `series` column, e.g. '12_t2'.",
+             hint="section 4 shows it in its last row; the name is the `series` column, e.g. '12_t2'.",
              solution="""
 cases["worst"]["series"]    # pick_cases: the lowest mean of dice_vertebra, dice_disc, dice_canal"""),
     Exercise("06.3", "Which structure has the highest mean Dice on this part?", best_dice_structure,
-             hint="average the dice_* columns of the table over series (section 4 shows the means).",
+             hint="average the dice_* columns of the table over series (section 5 shows the means).",
              solution="""
 table[[f"dice_{n}" for n in FOREGROUND]].mean().idxmax().removeprefix("dice_")"""),
     Exercise("06.4", "How many reference vertebrae and discs of this part were missed or merged (each instance "
                      "counted once, over all series)?", missed_or_merged, matches=exactly,
-             hint="section 5's level table: add the missed and merged columns of the vertebra and disc rows.",
+             hint="section 6's level table: add the missed and merged columns of the vertebra and disc rows.",
              solution="""
 levels[levels.structure.isin(["vertebra", "disc"])][["missed", "merged"]].sum().sum()"""),
     Exercise("07.1", "How many segments does the DICOM SEG of your scan hold?", seg_segments, matches=exactly,
