@@ -1,6 +1,6 @@
 """Command line: `python -m helpers <command> ...`; each command calls the same functions as the notebooks.
 
-Used by no notebook: `python -m helpers --help` lists the commands (README, "The command line").
+Used by no notebook: `python -m helpers --help` lists the commands (docs/kit.md, "The command line").
 """
 
 from __future__ import annotations
