@@ -32,7 +32,7 @@ from helpers.data.labels import STRUCTURES, name_levels, structure_of
 from helpers.data.resample import ResampleSettings, geometry, preprocess, to_original_grid
 from helpers.data.spider import require_usable
 from helpers.inference.numbering import to_spider_values
-from helpers.training.models import autocast, build_model, sliding_window_logits
+from helpers.training.models import SLIDING_WINDOW, autocast, build_model, sliding_window_logits
 from helpers.training.postprocess import chosen_cleanup, cleanup
 
 
@@ -83,22 +83,24 @@ class Predictor:
 
     def _labels(self, volume: np.ndarray) -> np.ndarray:
         """Structure indices (uint8) of a volume in the network's axis order, by the sliding window: on the whole
-        volume where its logits fit in `memory_budget`, else slab by slab along the axis with the most patches,
-        each slab with half a patch of context on either side (only its middle is kept)."""
+        volume where its logits fit in `memory_budget`, else slab by slab along the axis with the most patches. Each
+        slab starts on the sliding window's own grid of positions and carries a whole patch of context on either
+        side, so every voxel kept is covered by the same windows as in the whole volume: the same labels."""
         need = volume.size * bytes_per_voxel(len(self.classes))
         budget = memory_budget(self.device)
         if need <= budget:
             self.windows = 1
             return self._window(volume)
         axis = int(np.argmax(np.array(volume.shape) / np.array(self.patch)))
-        margin = self.patch[axis] // 2
-        per_slice = need / volume.shape[axis]
-        step = max(self.patch[axis], int(budget // per_slice) - 2 * margin)
+        length, margin = volume.shape[axis], self.patch[axis]
+        interval = max(1, int(margin * (1 - SLIDING_WINDOW["overlap"])))  # MONAI's step between windows
+        fits = int(budget // (need / length)) - 2 * margin
+        step = max(interval, fits // interval * interval)
         out = np.empty(volume.shape, np.uint8)
-        starts = range(0, volume.shape[axis], step)
+        starts = range(0, length, step)
         for start in starts:
-            stop = min(volume.shape[axis], start + step)
-            lo, hi = max(0, start - margin), min(volume.shape[axis], stop + margin)
+            stop = min(length, start + step)
+            lo, hi = max(0, start - margin), min(length, stop + margin)
             part = self._window(np.take(volume, np.arange(lo, hi), axis=axis))
             keep = [slice(None)] * 3
             keep[axis] = slice(start - lo, stop - lo)
