@@ -1,9 +1,9 @@
 """How fast `python -m helpers predict FOLDER --out FOLDER` goes, and how much memory it takes, on this machine:
 SPIDER-sized series (the real samples in ../shared/real-samples, each written twice: once as the .mha file, once as
 a DICOM series; and the series of two real-size synthetic patients) and one large series (1024 x 1024 in-plane x 60
-slices, made by resampling a sample onto that grid). Each batch runs as its own process under `/usr/bin/time -v`
-(peak resident memory); scans a minute are counted from the per-scan seconds in summary.csv (the model's load and
-Python's start apart).
+slices of 0.3 x 0.3 x 1.5 mm, resampled from a real-size synthetic series). Each batch runs as its own process under
+`/usr/bin/time -v` (peak resident memory); scans a minute are counted from the per-scan seconds in summary.csv (the
+model's load and Python's start apart), and from the wall time.
 
 `python -m tools.predict_speed [--run RUN] [--out DIR]`; figures only, printed and written to DIR/predict_speed.json.
 Used by no notebook: its figures are in docs/your-scan.md.
@@ -56,17 +56,22 @@ def spider_sized(folder: Path) -> dict[str, list[int]]:
     return sizes
 
 
-def large(folder: Path, size: tuple[int, int, int] = (1024, 1024, 60)) -> str:
-    """One large sagittal series: a sample resampled onto 1024 x 1024 in-plane pixels and 60 slices (same field)."""
-    samples = sorted((REAL_SAMPLES_DIR / "images").glob("*.mha"))
-    image = sitk.DICOMOrient(sitk.ReadImage(str(samples[-1])), "PIR") if samples else None
-    if image is None:
-        from helpers.data.synth import write_dataset
+def large(folder: Path, size: tuple[int, int, int] = (1024, 1024, 60), spacing=(0.3, 0.3, 1.5)) -> str:
+    """One large sagittal series as a scanner could acquire it: 1024 x 1024 pixels of 0.3 mm (307 mm square) and 60
+    slices 1.5 mm apart (90 mm from side to side), resampled from a real-size synthetic T2 SPACE series (whose field
+    covers the whole lumbar spine) about its centre."""
+    from helpers.data.synth import write_dataset
 
-        data = write_dataset(folder.parent / "synth_large", cases=1, seed=1, scale=1.0, progress=False)
-        image = sitk.DICOMOrient(sitk.ReadImage(str(next((data / "images").glob("*_t2.mha")))), "PIR")
-    spacing = [image.GetSpacing()[i] * image.GetSize()[i] / size[i] for i in range(3)]
-    big = sitk.Resample(image, list(size), sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), spacing,
+    data = write_dataset(folder.parent / "synth_large", cases=2, seed=0, scale=1.0, progress=False)
+    path = sorted((data / "images").glob("*_t2_SPACE.mha")) or sorted((data / "images").glob("*_t2.mha"))
+    image = sitk.DICOMOrient(sitk.ReadImage(str(path[0])), "PIR")
+    centre = image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
+    direction = sitk.Image(1, 1, 1, sitk.sitkUInt8)
+    direction.SetDirection(image.GetDirection())
+    direction.SetSpacing(spacing)
+    half = direction.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in size])
+    origin = [c - h for c, h in zip(centre, half)]
+    big = sitk.Resample(image, list(size), sitk.Transform(), sitk.sitkLinear, origin, spacing,
                         image.GetDirection(), 0.0, sitk.sitkFloat32)
     name = f"large_{'x'.join(map(str, size))}.mha"
     sitk.WriteImage(big, str(folder / name))
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--precision", choices=["auto", "float32"], default="auto",
                         help="SPIDER_KIT_CPU_PRECISION for the batches (auto: bfloat16 where native)")
+    parser.add_argument("--only", choices=["spider_sized", "large"], help="one of the two measurements")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="predict-speed-"))
     env = dict(os.environ, SPIDER_KIT_CPU_PRECISION=args.precision)
@@ -110,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["SPIDER_KIT_CPU_PRECISION"] = args.precision
     result = {"cpu": cpu_model(), "cores": os.cpu_count(), "precision": cpu_precision(), "run": str(args.run)}
-    (work / "spider").mkdir()
-    count = spider_sized(work / "spider")
-    result["spider_sized"] = run_batch(work / "spider", work / "out_spider", args.run, env) | {"sizes": count}
-    (work / "large").mkdir()
-    result["large_name"] = large(work / "large")
-    result["large"] = run_batch(work / "large", work / "out_large", args.run, env)
+    if args.only in (None, "spider_sized"):
+        (work / "spider").mkdir()
+        count = spider_sized(work / "spider")
+        result["spider_sized"] = run_batch(work / "spider", work / "out_spider", args.run, env) | {"sizes": count}
+    if args.only in (None, "large"):
+        (work / "large").mkdir()
+        result["large_name"] = large(work / "large")
+        result["large"] = run_batch(work / "large", work / "out_large", args.run, env)
     print(json.dumps(result, indent=1))
     out = args.out or work
     out.mkdir(parents=True, exist_ok=True)
