@@ -73,6 +73,7 @@ EXPORTS: dict[str, str] = {
     "Checker": "course.exercises",
     "build_report": "course.report", "comparison_table": "course.report",
     "same_time_run": "course.networks", "plot_compared": "course.networks", "compared_table": "course.networks",
+    "compared_runs": "course.networks",
     "comparison_dir": "course.networks",
 }
 __all__ = sorted(EXPORTS)

@@ -10,6 +10,7 @@ import pytest
 from helpers.course.networks import (
     SAME_TIME_FILE,
     best_dice,
+    compared_runs,
     compared_table,
     comparison_dir,
     plot_compared,
@@ -49,6 +50,17 @@ def test_a_cnn_for_unetrs_training_time(smoke_datalist, tmp_path, monkeypatch):
     again = same_time_run(config, "segresnet", progress=False)
     assert again["segresnet"]["iterations"] == 12 and (cnn / "metrics.jsonl").read_text() == before
     assert json.loads((cnn / SAME_TIME_FILE).read_text())["step_s"] == {"unetr": 0.3, "segresnet": 0.1}
+    # notebook 06's table and the report hold both runs once the CNN is evaluated on the same series
+    from helpers.course.report import build_report, comparison_table
+    from helpers.evaluation.evaluate import evaluate
+
+    assert compared_runs(config.run_dir) == {"SegResNet in UNETR's training time (notebook 05)": cnn}
+    ours, theirs = (evaluate(run, part="test", progress=False).summary for run in (config.run_dir, cnn))
+    table = comparison_table(ours, "test", True, {"SegResNet in UNETR's training time (notebook 05)": theirs})
+    rows = table[table["source"].str.startswith("SegResNet")]
+    assert len(rows) == 2 and rows.iloc[0]["vertebra"].startswith(f"{theirs['metrics']['dice_vertebra']['mean']:.3f}")
+    report = build_report(config.run_dir, tmp_path / "report", "test").read_text()
+    assert "SegResNet in UNETR's training time (notebook 05), view 1" in report
 
 
 def test_step_seconds_times_the_kits_loop(smoke_datalist, tmp_path):

@@ -62,17 +62,14 @@ def _config(datalist: Path, run_dir: Path, net: dict, lr: float, iterations: int
                        val_every=iterations, **extra)
 
 
-def calibrate_worker(datalist: str, run_dir: str, net: dict, steps: int = 12) -> dict:
-    """The quiet time of one training step of `net` in the kit's loop: `steps` iterations, a log line each, on a
-    datalist without validation; the lower quartile of steps 3 to `steps`, the first two warming up."""
-    from helpers.training.loop import train
-    from helpers.training.run_log import read_metrics
+def calibrate_worker(datalist: str, net: dict, steps: int = 12) -> dict:
+    """The quiet time of one training step of `net` in the kit's loop (helpers.course.networks.step_times: `steps`
+    iterations on the training part, the first two warming up): the lower quartile and the median."""
+    from helpers.course.networks import step_times
 
-    summary = train(_config(Path(datalist), Path(run_dir), net, net["lrs"][0], steps, log_every=1), progress=False)
-    rates = [e["iterations_per_s"] for e in read_metrics(run_dir) if e["kind"] == "train"][2:]
-    seconds = sorted(1 / r for r in rates)
+    seconds, parameters = step_times(_config(Path(datalist), Path("unused"), net, net["lrs"][0], steps), steps)
     return {"step_s": float(np.percentile(seconds, 25)), "step_median_s": float(np.median(seconds)),
-            "parameters_m": summary["parameters"] / 1e6}
+            "parameters_m": parameters / 1e6}
 
 
 def train_worker(datalist: str, run_dir: str, net: dict, lr: float, iterations: int, part: str | None) -> dict:
@@ -102,14 +99,6 @@ def scores(summary: dict) -> dict:
     out.update({k: summary.get("challenge_corrected", {}).get(k, {}).get("mean") for k in CHALLENGE})
     out.update({f"as_challenge_{k}": summary.get("challenge", {}).get(k, {}).get("mean") for k in CHALLENGE})
     out["series"] = summary["cases"]
-    return out
-
-
-def _without_validation(datalist: Path) -> Path:
-    """The same datalist with its validation part moved into training: for timing steps only."""
-    raw = json.loads(datalist.read_text())
-    out = datalist.with_name(datalist.stem + "_steps.json")
-    write_text_atomic(out, json.dumps({**raw, "training": raw["training"] + raw["validation"], "validation": []}))
     return out
 
 
@@ -155,7 +144,6 @@ def bench_networks(tmp: Path, budget_s: float, real_samples: Path | None, isolat
     started = time.perf_counter()
     data = write_dataset(tmp / "networks_real_size", cases=patients, seed=5, scale=1.0, progress=False)
     synthetic = _prepare(data, tmp, "networks_synthetic")
-    steps_datalist = _without_validation(synthetic)
     folds = leave_one_out(_prepare(real_samples, tmp, "networks_real")) if real_samples is not None else []
     split = json.loads(synthetic.read_text())
     out = {"budget_s": budget_s, "precision": cpu_precision(), "patients": patients,
@@ -163,7 +151,7 @@ def bench_networks(tmp: Path, budget_s: float, real_samples: Path | None, isolat
            "real_folds": len(folds), "networks": []}
     for net in contenders():
         row = {k: net[k] for k in ("name", "model", "options", "patch", "lrs")}
-        timing, peak = isolated(calibrate_worker, str(steps_datalist), str(tmp / f"steps_{net['name']}"), net)
+        timing, peak = isolated(calibrate_worker, str(synthetic), net)
         row.update(timing, peak_rss_mb=peak)
         iterations = max(10, int(budget_s / timing["step_s"]))
         row["iterations"] = iterations

@@ -34,18 +34,36 @@ def comparison_dir(train_dir: str | Path, model: str) -> Path:
     return Path(train_dir).with_name(f"train_{model}")
 
 
-def step_seconds(config, steps: int = 10) -> float:
-    """Seconds a training step of `config`'s network takes in the kit's loop on this machine: `steps` steps on its
-    training data (no validation, a throwaway folder), the median of steps 3 to `steps` (the first warm up)."""
+def compared_runs(train_dir: str | Path) -> dict[str, Path]:
+    """The same-time comparison runs trained beside the course's run (notebook 05's last section), by the label
+    notebook 06's table and the report give them; empty when none was trained."""
+    found = {}
+    for run in sorted(Path(train_dir).parent.glob(f"{Path(train_dir).name}_*")):
+        config = RunFiles(run).config
+        if (run / SAME_TIME_FILE).is_file() and config.is_file() and RunFiles(run).checkpoint("best").is_file():
+            model = json.loads(config.read_text()).get("model", run.name)
+            found[f"{NETWORK_NAMES.get(model, model)} in UNETR's training time (notebook 05)"] = run
+    return found
+
+
+def step_times(config, steps: int = 10) -> tuple[list[float], int]:
+    """Seconds of each training step of `config`'s network in the kit's loop on this machine, steps 3 to `steps`
+    (the first two warm up), and its parameter count: `steps` steps on its training data (no validation, a throwaway
+    folder). Notebook 05's comparison and the bench's `networks` section (tools/compare_networks.py) both use it."""
     from helpers.training.loop import train
     from helpers.training.run_log import read_metrics
 
     with tempfile.TemporaryDirectory(prefix="kit-steps-") as tmp:
         datalist = _training_only(Path(config.datalist), Path(tmp) / "datalist.json")
-        train(replace(config, datalist=str(datalist), run_dir=str(Path(tmp) / "run"), max_iterations=steps,
-                      val_every=steps, log_every=1), progress=False)
+        summary = train(replace(config, datalist=str(datalist), run_dir=str(Path(tmp) / "run"), max_iterations=steps,
+                                val_every=steps, log_every=1), progress=False)
         rates = [e["iterations_per_s"] for e in read_metrics(Path(tmp) / "run") if e["kind"] == "train"][2:]
-    return float(np.median([1 / r for r in rates]))
+    return [1 / r for r in rates], int(summary["parameters"])
+
+
+def step_seconds(config, steps: int = 10) -> float:
+    """The median seconds of a training step of `config`'s network in the kit's loop on this machine (step_times)."""
+    return float(np.median(step_times(config, steps)[0]))
 
 
 def _training_only(datalist: Path, out: Path) -> Path:

@@ -196,18 +196,14 @@ def _level_lines(part: str, instances: pd.DataFrame | None, gallery: bool) -> li
     return lines + [""]
 
 
-def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
+def comparison_table(summary: dict, part: str, synthetic: bool, others: dict[str, dict] | None = None) -> pd.DataFrame:
     """This run's numbers scored three ways beside the challenge's published ones and the predecessor's (notebook 06 shows
-    it, the report prints it): mean ± sd Dice per structure and one number where a source gives one."""
-    m, c, n = summary["metrics"], summary.get("challenge"), len(instance_classes())
-    rows = [{"source": "this run, view 1: per structure (background excluded)",
-             "data": f"{'synthetic' if synthetic else 'SPIDER'} {part}", "vertebra": mean_sd(m["dice_vertebra"]),
-             "disc": mean_sd(m["dice_disc"]), "canal": mean_sd(m["dice_canal"]),
-             "one number": _fmt_number(summary.get("dice_mean_structures"))}]
-    if c:
-        rows.append({"source": "this run, view 2: the challenge's instance Dice", "data": "same predictions",
-                     "vertebra": mean_sd(c["DiceScoreVertebrae"]), "disc": mean_sd(c["DiceScoreDiscs"]),
-                     "canal": mean_sd(c["DiceScoreSpinalCanal"]), "one number": mean_sd(c["OveralDiceScore"])})
+    it, the report prints it): mean ± sd Dice per structure and one number where a source gives one. `others` (label:
+    evaluation summary on the same part) adds views 1 and 2 of other runs, e.g. notebook 05's same-time CNN."""
+    n = len(instance_classes())
+    rows = _views(summary, "this run", f"{'synthetic' if synthetic else 'SPIDER'} {part}")
+    for label, other in (others or {}).items():
+        rows += _views(other, label, "same series")
     rows.append({"source": f"this run, view 3: the predecessor's way ({n} instance classes, background in)",
                  "data": "same predictions", "one number": mean_sd(summary["predecessor_score"])})
     rows += [{"source": name, "data": "SPIDER hidden test set",
@@ -219,9 +215,22 @@ def comparison_table(summary: dict, part: str, synthetic: bool) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).fillna("")
 
 
-def _comparison_lines(part: str, summary: dict, synthetic: bool) -> list[str]:
+def _views(summary: dict, source: str, data: str) -> list[dict]:
+    """View 1 (per structure) and, where scored, view 2 (the challenge's instance Dice) of one evaluation."""
+    m, c = summary["metrics"], summary.get("challenge")
+    rows = [{"source": f"{source}, view 1: per structure (background excluded)", "data": data,
+             "vertebra": mean_sd(m["dice_vertebra"]), "disc": mean_sd(m["dice_disc"]), "canal": mean_sd(m["dice_canal"]),
+             "one number": _fmt_number(summary.get("dice_mean_structures"))}]
+    if c:
+        rows.append({"source": f"{source}, view 2: the challenge's instance Dice", "data": "same predictions",
+                     "vertebra": mean_sd(c["DiceScoreVertebrae"]), "disc": mean_sd(c["DiceScoreDiscs"]),
+                     "canal": mean_sd(c["DiceScoreSpinalCanal"]), "one number": mean_sd(c["OveralDiceScore"])})
+    return rows
+
+
+def _comparison_lines(part: str, summary: dict, synthetic: bool, others: dict[str, dict] | None = None) -> list[str]:
     """How this run's numbers compare with the challenge's and the predecessor's, and why they differ."""
-    lines = ["## How these numbers compare", "", markdown_table(comparison_table(summary, part, synthetic)), "",
+    lines = ["## How these numbers compare", "", markdown_table(comparison_table(summary, part, synthetic, others)), "",
               "Why these are different numbers:",
               f"- The predecessor's {PREDECESSOR_REPORTED} is one mean over {len(instance_classes())} instance classes **with background included**, on a validation "
               "split made by series in which 36 of 44 validation patients also had series in training. Background "
@@ -248,6 +257,18 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
              "left out of that mean.", ""]
     return lines
+
+
+def _evaluated_comparisons(run_dir: Path, part: str) -> dict[str, dict]:
+    """Notebook 05's same-time comparison runs that notebook 06 evaluated on `part`: their summaries by label."""
+    from helpers.course.networks import compared_runs
+
+    found = {}
+    for label, run in compared_runs(run_dir).items():
+        summary = RunFiles(run).evaluation(part).summary
+        if summary.is_file():
+            found[label] = json.loads(summary.read_text())
+    return found
 
 
 def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Path:
@@ -292,7 +313,8 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
     lines = (_run_lines(run_dir, part, config, result.summary, datalist, entries)
              + _metrics_lines(part, result.summary, cases="cases" in drawn)
              + _level_lines(part, instances, gallery="instances" in drawn)
-             + _comparison_lines(part, result.summary, synthetic) + _limitations_lines(config, synthetic))
+             + _comparison_lines(part, result.summary, synthetic, _evaluated_comparisons(run_dir, part))
+             + _limitations_lines(config, synthetic))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)
     write_text_atomic(out / "index.html", _html(markdown))
