@@ -32,13 +32,15 @@ from helpers.core.profiles import LOSSES, get_profile
 from helpers.data.datalist import load_datalist
 from helpers.data.labels import FOREGROUND, STRUCTURES
 from helpers.data.resample import ResampleSettings
-from helpers.training.batch_guard import check_batch
+from helpers.training.batch_guard import check_batch, plain
 from helpers.training.checkpoints import kept_checkpoints, load_weights, resume_state, save_checkpoint, save_last
 from helpers.training.distributed import Processes
 from helpers.training.models import (
     amp_dtype,
     autocast,
     build_model,
+    channels_last_norms,
+    optimizer_for,
     parameter_count,
     require_patch_fits,
     sliding_window_logits,
@@ -125,7 +127,7 @@ def validate(model: torch.nn.Module, loader, patch: tuple[int, ...], device: tor
     with torch.no_grad(), autocast(device, amp):
         for batch in loader:
             check_batch(batch, len(lut), "a validation batch")
-            image, label = batch["image"].to(device), batch["label"].to(device)
+            image, label = plain(batch["image"]).to(device), plain(batch["label"]).to(device)
             pred = lut[sliding_window_logits(model, image, patch).argmax(1, keepdim=True)]
             cleaned = torch.as_tensor(np.stack([cleanup(p) for p in pred.cpu().numpy()]), device=device)
             truth = one_hot(lut[label.long()], len(STRUCTURES))
@@ -265,11 +267,22 @@ def _train(config: TrainConfig, procs: Processes, callback, progress: bool) -> d
     clock = _loop(run, net, loader, val_loader, procs, callback, progress)
     procs.finish()
     summary = {**run.summary(), "parameters": parameter_count(run.model), "loop_seconds": time.perf_counter() - start,
-               "measured_iteration_seconds": clock.per_iteration, "cache_rate": cache_rate}
+               "measured_iteration_seconds": clock.per_iteration, "cache_rate": cache_rate,
+               "data_wait_share": clock.wait_share}
     procs.log(f"finished {run.iteration} iterations; " + (
         f"best mean Dice {run.best:.4f} at iteration {run.best_iteration}" if val_loader is not None else
-        "no validation part, so no best model: the last checkpoint is the model") + f" -> {run.dir}")
+        "no validation part, so no best model: the last checkpoint is the model") + f" -> {run.dir}"
+        + _wait_note(clock.wait_share, run.device))
     return summary
+
+
+def _wait_note(share: float | None, device: torch.device) -> str:
+    """Where the data chain held a GPU's steps up noticeably, say so and what to do (on a CPU the chain shares the
+    same cores, so more workers would not help)."""
+    if device.type != "cuda" or share is None or share < 0.1:
+        return ""
+    return (f"; {share:.0%} of the training time went waiting for data: more loader workers (num_workers) or "
+            "caching every volume would shorten it")
 
 
 def _prepare(config: TrainConfig, procs: Processes) -> tuple[TrainConfig, dict]:
@@ -291,8 +304,11 @@ def _build(config: TrainConfig, procs: Processes) -> _Run:
     set_determinism(config.seed + procs.rank)
     classes = class_structures(asdict(config))
     model = build_model(config.model, patch, config.model_options, out_channels=len(classes))
-    model = model.to(device, memory_format=memory_format(config, device))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    layout = memory_format(config, device)
+    if layout == torch.channels_last_3d and amp_dtype(device, amp) is None:  # float32 only: slower in bfloat16
+        channels_last_norms(model)
+    model = model.to(device, memory_format=layout)
+    optimizer = optimizer_for(model, config.lr, config.weight_decay)
     scheduler = WarmupCosineSchedule(optimizer, warmup_steps=max(1, round(config.warmup * config.max_iterations)),
                                      t_total=config.max_iterations)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype(device, amp) == torch.float16)
@@ -378,9 +394,9 @@ def _loop(run: _Run, net: torch.nn.Module, loader, val_loader, procs: Processes,
     say = bar.write if progress else print  # a line between the progress bar's updates
     net.train()
     try:
-        for batch in _batches(loader, config.seed, procs.rank, run.iteration):
+        for batch in clock.waiting(_batches(loader, config.seed, procs.rank, run.iteration)):
             run.iteration += 1
-            loss = _step(run, net, batch)
+            loss = clock.timed(_step, run, net, batch)
             log.loss(loss)
             bar.update()
             bar.set_postfix(loss=f"{loss:.4f}")
@@ -411,8 +427,8 @@ def _due(iteration: int, every: int, last: int) -> bool:
 def _step(run: _Run, net: torch.nn.Module, batch: dict) -> float:
     """One optimisation step on a checked batch; its loss. TrainingDiverged when the loss is not finite."""
     check_batch(batch, len(run.classes))
-    image = batch["image"].to(run.device, memory_format=memory_format(run.config, run.device))
-    label = batch["label"].to(run.device)
+    image = plain(batch["image"]).to(run.device, memory_format=memory_format(run.config, run.device))
+    label = plain(batch["label"]).to(run.device)
     run.optimizer.zero_grad(set_to_none=True)
     with autocast(run.device, run.amp):
         loss = run.loss_fn(net(image), label)

@@ -102,6 +102,30 @@ def parameter_count(model: torch.nn.Module) -> int:
 SLIDING_WINDOW = {"sw_batch_size": 4, "overlap": 0.5, "mode": "gaussian"}
 
 
+def channels_last_norms(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with each instance norm (no affine, no running statistics: MONAI's default) replaced in place by the
+    same function as a GroupNorm of one group per channel. Neither holds weights, so checkpoints are unchanged; on a
+    CPU in channels-last memory PyTorch's instance norm copies its input to contiguous memory and back, GroupNorm's
+    kernel does not: 7 % of a smoke step in float32. In bfloat16 autocast GroupNorm is the slower one (a step 0.20 s
+    instead of 0.11), so the loop swaps only for float32 (docs/recipe.md)."""
+    for name, child in model.named_children():
+        if isinstance(child, torch.nn.modules.instancenorm._InstanceNorm) and not (
+                child.affine or child.track_running_stats):
+            setattr(model, name, torch.nn.GroupNorm(child.num_features, child.num_features, eps=child.eps,
+                                                    affine=False))
+        else:
+            channels_last_norms(child)
+    return model
+
+
+def optimizer_for(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, fused (one kernel for all parameters) where PyTorch has it for the weights' device: on a CPU a smoke
+    step 10 % faster than the loop over parameters, the same arithmetic."""
+    device = next(model.parameters()).device.type
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                             fused=True if device in ("cpu", "cuda") else None)
+
+
 def sliding_window_logits(model: torch.nn.Module, image: torch.Tensor,
                           patch_size: tuple[int, int, int]) -> torch.Tensor:
     """Logits of a whole (batch, channel, *spatial) volume from overlapping patches (MONAI's sliding window)."""

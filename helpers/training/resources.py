@@ -154,6 +154,36 @@ class StepClock:
         self.per_iteration: float | None = None  # seconds, measured over the first steps after the first
         self.said = False
         self.validated = False  # whether the first validation's time and memory were said
+        self.waited = self.stepped = 0.0  # seconds waiting for batches and in steps, the warm-up step left out
+        self._first = True
+
+    def waiting(self, batches):
+        """`batches`, with the time spent waiting for each (the data chain's share of training) counted."""
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            if not self._first:
+                self.waited += time.perf_counter() - t0
+            yield batch
+
+    def timed(self, step, *args):
+        """`step(*args)`, its seconds counted (after the warm-up step)."""
+        t0 = time.perf_counter()
+        result = step(*args)
+        if self._first:
+            self._first = False
+        else:
+            self.stepped += time.perf_counter() - t0
+        return result
+
+    @property
+    def wait_share(self) -> float | None:
+        """Share of the training time spent waiting for data (validation left out); None before two steps."""
+        total = self.waited + self.stepped
+        return self.waited / total if total > 0 else None
 
     def step(self, iteration: int) -> str | None:
         """Call after each step; returns the line to print once the first steps are measured."""
