@@ -352,7 +352,7 @@ def bench_scoring(tmp: Path, run_dirs: Sequence[Path] = ()) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class", "networks")
+SECTIONS = ("preprocessing", "training", "course", "inference", "scoring", "quality", "class", "networks", "gpu")
 QUICK_SECTIONS = ("preprocessing", "training", "scoring")  # a few minutes on 2 cores
 
 
@@ -524,6 +524,12 @@ def run_bench(out: str | Path, quick: bool = False, only: list[str] | None = Non
                 results["networks"] = bench_networks(tmp, 20 if quick else 45, real_samples, _isolated,
                                                      patients=3 if quick else 6)
             results["networks"]["load_average"] = os.getloadavg()[0]
+        if "gpu" in sections:  # tools/gpu_check.py: the gpu profile and the networks at its size, on a GPU only
+            from tools.gpu_check import bench_gpu
+
+            print("the gpu profile on a GPU ...", flush=True)
+            kept = {n["name"]: n["chosen_lr"] for n in results.get("networks", {}).get("networks", []) if "chosen_lr" in n}
+            results["gpu"] = bench_gpu(tmp, _isolated, kept)
     results["notes"] = NOTES
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "benchmarks.json", json.dumps(results, indent=1))
@@ -546,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="where benchmarks.json and .md go (default: report/, the committed "
                                             "figures; with --quick: outputs/bench-quick, so they stay)")
     p.add_argument("--only", help="comma-separated sections: preprocessing,training,course,inference,scoring,quality,"
-                                  "class,networks (the others keep their figures already in OUT/benchmarks.json)")
+                                  "class,networks,gpu (the others keep their figures already in OUT/benchmarks.json)")
     args = p.parse_args(argv)
     if args.out is None:
         from helpers.core.paths import REPORT_DIR, output_dir

@@ -222,13 +222,9 @@ def to_markdown(r: dict) -> str:
         lines += networks_markdown(r["networks"], {**m, **r["networks"].get("machine", {})})
     if "scoring" in r:
         lines += _scoring_markdown(r["scoring"]).splitlines()
-    lines += ["", "## GPU", "", "| figure | value |", "| --- | --- |"]
-    gpu = r.get("gpu", {})
-    for key, label in (("its_amp", "gpu profile, iterations per second with AMP"),
-                       ("its_fp32", "gpu profile, iterations per second without AMP"),
-                       ("peak_memory_gib", "peak GPU memory (GiB)"), ("busy_share", "GPU busy share"),
-                       ("dice_over_time", "validation Dice over time"), ("torchrun_nccl", "1-GPU torchrun with NCCL")):
-        lines.append(f"| {label} | {gpu.get(key, 'not measured (no GPU was lent to the session that ran this)')} |")
+    from tools.gpu_check import gpu_markdown
+
+    lines += gpu_markdown(r.get("gpu"))
     notes = r.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
