@@ -16,6 +16,12 @@ test, tests/test_gpu_check.py).
 A T4's speed is not measured here (no T4 is lent): what the figures say about it is memory, which does not depend on
 the card.
 
+On this project's lent GPU machines (Python 3.12 with PyTorch, no MONAI, SimpleITK or nibabel, no network): here,
+`pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform
+manylinux2014_x86_64 -d .whl monai==1.6.1 SimpleITK nibabel` (58 MB; `.whl/` ignored through .git/info/exclude),
+then there, carrying `.whl`: `pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site
+PYTHONUNBUFFERED=1 python3 -m tools.bench --only gpu && cp report/benchmarks.* $OUT/`, and commit the two files back.
+
 Used by no notebook: tools/bench.py's `gpu` section.
 """
 
@@ -57,11 +63,12 @@ def window_timing(run_dir: str, item: dict) -> dict:
     import torch
 
     from helpers.inference.predict import Predictor
+    from helpers.training.batch_guard import plain
     from helpers.training.models import autocast, sliding_window_logits
     from helpers.training.transforms import transforms
 
     predictor = Predictor(run_dir, checkpoint="last")
-    volume = transforms(predictor.patch, 1, False)(item)["image"][None].to(predictor.device)
+    volume = plain(transforms(predictor.patch, 1, False)(item)["image"])[None].to(predictor.device)
     cuda = predictor.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -205,7 +212,7 @@ def gpu_markdown(result: dict | None) -> list[str]:
     if not result or "skipped" in result:
         why = (result or {}).get("skipped", "no GPU was lent to the sessions that ran the bench")
         return lines + [f"Not measured: {why}. A session lent a GPU runs `python -m tools.bench --only gpu` "
-                        "(tools/gpu_check.py: about 6 minutes on an H100-class card) and these figures appear here."]
+                        "(tools/gpu_check.py, sized for a 15-minute GPU session) and these figures appear here."]
     p = result["profile"]
     w = p["largest_validation"]
     whole = p["profile_run_s"]
