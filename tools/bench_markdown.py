@@ -28,7 +28,10 @@ NOTES = [
     "128 mm, a whole vertebra front to back, as the gpu profile's) and 16 synthetic patients instead of 8 (free "
     "in steps) fixed both; each step's test Dice is in docs/recipe.md, 'Then: more learning per second'.",
     "The course, inference and training-step sections were measured with the smoke recipe of issue 30 (UNETR "
-    "feature size 8, channels-last on the CPU, 700 iterations); the quality, preprocessing, class and scoring "
+    "feature size 8, channels-last on the CPU, 700 iterations); the course and inference sections again after the "
+    "float32 step was made a fifth cheaper (plain tensors, GroupNorm under channels-last in float32, fused AdamW; "
+    "docs/recipe.md, 'the same step, a fifth cheaper'), the training-step section (its own loop) before; the "
+    "quality, preprocessing, class and scoring "
     "sections, measured before it, with feature size 16 and 1,000 iterations, were not rerun. The new recipe against "
     "the old on the real samples, in float32, is in docs/recipe.md ('Then: minutes on a CPU without native bfloat16').",
     "Timings on this machine depend on what else runs: with two torch threads on two cores, one other busy "
