@@ -380,3 +380,40 @@ def test_a_chain_drawn_behind_several_vertebrae_is_shared_out_not_counted(small_
         chain[lr - side // 2:lr - side // 2 + side, top:bottom, behind:behind + side] = True
         assert len(np.unique(numbered[chain])) >= 3, path.name  # shared out between the levels it runs behind
     assert tried, "no mask with five vertebrae"
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation: the numbering parts vertebrae bridged in front of a disc, "
+                   "not ones joined behind the canal; cutting along the discs' whole planes or between eroded bodies "
+                   "also split a tilted real vertebra (sample 209), so neither was kept (docs/scoring.md)")
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_vertebrae_joined_behind_the_canal_are_cut_apart_at_the_discs(tmp_path, source):
+    """A prediction that joins every vertebra behind the canal (spinous processes grown into one band behind them,
+    as a course model drew the laminae): every vertebra is one component with all the others,
+    out of reach of a cut along a disc's rim; the discs' whole mid-planes cut it into levels, each keeps its number,
+    and the challenge's instance view scores it as the same mask without the band would be scored."""
+    from helpers.data.labels import VERTEBRA
+    from helpers.data.synth import write_dataset
+
+    if source == "synthetic":  # the course's size: posterior elements behind the canal, as on real scans
+        paths = masks(write_dataset(tmp_path / "data", cases=1, seed=3, scale=0.5, progress=False))
+    else:
+        paths = _mask_paths(None, source)
+    for path in paths[:2]:
+        mask = sitk.ReadImage(str(path))
+        canon, spider, structures = _canonical_structures(mask)
+        levels = [int(v) for v in np.unique(spider) if 1 <= v <= 25]
+        tips = [np.argwhere(spider == level) for level in levels]  # canonical axes: left-right, rows, front-back
+        tips = [t[t[:, 2].argmax()] for t in tips]  # each vertebra's most posterior voxel: its spinous process
+        bar = max(int(t[2]) for t in tips) + 3
+        lr = slice(min(int(t[0]) for t in tips), max(int(t[0]) for t in tips) + 1)
+        structures[lr, min(int(t[1]) for t in tips):max(int(t[1]) for t in tips) + 1, bar - 1:bar + 2] = VERTEBRA
+        for _, row, ap in tips:  # each joined to the band behind it
+            structures[lr, row - 1:row + 2, ap:bar] = VERTEBRA
+        comps, _ = ndimage.label(structures == VERTEBRA)
+        joined = {comps[tuple(tip)] for tip in tips}
+        assert len(joined) == 1, path.name  # the band is real: one component holds every vertebra's spinous process
+        numbered = _numbered_like(canon, structures, mask)
+        for level in levels:
+            assert np.bincount(numbered[spider == level]).argmax() == level, (path.name, level)
+        scores = scan_metrics(score_instances(spider, numbered, canon.GetSpacing(), ()))
+        assert scores["DiceScoreVertebrae"] > 0.8 and scores["DetectionRateVertebrae"] == 1.0, (path.name, scores)

@@ -118,3 +118,16 @@ def test_the_executed_course_is_kept_small_beside_the_report(tmp_path):
     assert MAX_IMAGE_BYTES < len(buffer.getvalue())
     assert Image.open(io.BytesIO(base64.b64decode(encoded))).width <= 1100
     assert "[`01_lesson.ipynb`](01_lesson.ipynb) | 01 · A lesson" in (kept.parent / "README.md").read_text()
+
+
+def test_the_report_says_when_the_numbering_merged_vertebrae():
+    from helpers.course.report import _merged_vertebrae
+
+    def summary(semantic, instance):
+        return {"metrics": {"dice_vertebra": {"mean": semantic}},
+                "challenge": {"DiceScoreVertebrae": {"mean": instance}}}
+
+    line = _merged_vertebrae(summary(0.743, 0.543))
+    assert "(0.543) lie far below view 1's (0.743)" in line and "docs/scoring.md" in line
+    assert _merged_vertebrae(summary(0.743, 0.70)) is None  # within the usual gap: nothing to say
+    assert _merged_vertebrae({"metrics": {"dice_vertebra": {"mean": 0.7}}}) is None  # no challenge figures

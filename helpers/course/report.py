@@ -245,7 +245,23 @@ def _comparison_lines(part: str, summary: dict, synthetic: bool, others: dict[st
     return lines
 
 
-def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
+MERGED_GAP = 0.15  # view 2's vertebrae this far below view 1's: the numbering merged levels (docs/scoring.md)
+
+
+def _merged_vertebrae(summary: dict) -> str | None:
+    """A line when the challenge's instance Dice of the vertebrae lies far below the semantic one: vertebrae
+    merged into one label (joined behind the canal, the numbering's known limitation), with the series where."""
+    semantic = summary["metrics"]["dice_vertebra"].get("mean")
+    instance = (summary.get("challenge") or {}).get("DiceScoreVertebrae", {}).get("mean")
+    if semantic is None or instance is None or instance > semantic - MERGED_GAP:
+        return None
+    return (f"- View 2's vertebrae ({instance:.3f}) lie far below view 1's ({semantic:.3f}): the prediction joins "
+            "vertebrae into one label where the numbering cannot part them (typically a band drawn behind the "
+            "canal; the level table's \"merged\" column). A known limitation of `helpers.inference.numbering`, "
+            "docs/scoring.md.")
+
+
+def _limitations_lines(config: dict, synthetic: bool, summary: dict | None = None) -> list[str]:
     """What the numbers cannot say."""
     lines = ["## Limitations", "",
              "- " + ("Synthetic data: shapes and contrasts imitate SPIDER, but real anatomy and pathology vary more. "
@@ -255,8 +271,9 @@ def _limitations_lines(config: dict, synthetic: bool) -> list[str]:
              "- Instance numbering (SPIDER values) comes from connected components (`helpers.inference.numbering`); view 2 "
              "scores it the challenge's way, and the numbering cost above says how much of view 2's loss is numbering.",
              "- Surface distances are NaN for a series where a structure is missing on either side; such series are "
-             "left out of that mean.", ""]
-    return lines
+             "left out of that mean."]
+    merged = _merged_vertebrae(summary) if summary else None
+    return lines + ([merged] if merged else []) + [""]
 
 
 def _evaluated_comparisons(run_dir: Path, part: str) -> dict[str, dict]:
@@ -314,7 +331,7 @@ def build_report(run_dir: str | Path, out: str | Path, part: str = "test") -> Pa
              + _metrics_lines(part, result.summary, cases="cases" in drawn)
              + _level_lines(part, instances, gallery="instances" in drawn)
              + _comparison_lines(part, result.summary, synthetic, _evaluated_comparisons(run_dir, part))
-             + _limitations_lines(config, synthetic))
+             + _limitations_lines(config, synthetic, result.summary))
     markdown = "\n".join(lines)
     write_text_atomic(out / "README.md", markdown)
     write_text_atomic(out / "index.html", _html(markdown))
