@@ -18,9 +18,10 @@ the card.
 
 On this project's lent GPU machines (Python 3.12 with PyTorch, no MONAI, SimpleITK or nibabel, no network): here,
 `pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform
-manylinux2014_x86_64 -d .whl monai==1.6.1 SimpleITK==2.5.7 nibabel==5.4.2` (58 MB; `.whl/` ignored through .git/info/exclude),
-then there, carrying `.whl`: `pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site
-PYTHONUNBUFFERED=1 python3 -m tools.bench --only gpu && cp report/benchmarks.* $OUT/`, and commit the two files back.
+manylinux2014_x86_64 -d .whl monai==1.6.1 SimpleITK==2.5.7 nibabel==5.4.2` (58 MB; `.whl/` ignored through
+.git/info/exclude), then there, carrying `.whl`: `pip install -q --no-index --no-deps --target /tmp/site
+.whl/*.whl && PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 -m tools.bench --only gpu && cp report/benchmarks.*
+$OUT/`, and commit the two files back.
 
 Used by no notebook: tools/bench.py's `gpu` section.
 """
