@@ -250,7 +250,7 @@ MERGED_GAP = 0.15  # view 2's vertebrae this far below view 1's: the numbering m
 
 def _merged_vertebrae(summary: dict) -> str | None:
     """A line when the challenge's instance Dice of the vertebrae lies far below the semantic one: vertebrae
-    merged into one label (joined behind the canal, the numbering's known limitation), with the series where."""
+    merged into one label (joined behind the canal, the numbering's known limitation); None otherwise."""
     semantic = summary["metrics"]["dice_vertebra"].get("mean")
     instance = (summary.get("challenge") or {}).get("DiceScoreVertebrae", {}).get("mean")
     if semantic is None or instance is None or instance > semantic - MERGED_GAP:
